@@ -1,0 +1,3 @@
+from forgeyard.cli.main import app
+
+app()

@@ -1,0 +1,80 @@
+"""``create_app()``: the one place where middleware, error handlers and routers meet."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from forgeyard import __version__
+from forgeyard.api import health
+from forgeyard.api.errors import install_error_handlers
+from forgeyard.api.middleware import (
+    BodySizeLimitMiddleware,
+    EnvelopeCORSMiddleware,
+    RequestContextMiddleware,
+)
+from forgeyard.kernel.db import Database
+from forgeyard.kernel.keys import load_or_create_secret_key
+from forgeyard.kernel.redis_client import connect_redis
+from forgeyard.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """The API application.
+
+    ``database`` lets a caller (the test suite) supply its own; otherwise one is opened from
+    the settings when the application starts and closed when it stops.
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owns_database = database is None
+        app.state.database = database or Database.from_url(
+            settings.resolved_database_url, settings.db
+        )
+        app.state.redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        try:
+            yield
+        finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            if owns_database:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Forgeyard",
+        version=__version__,
+        summary="Dependency updates, code health, CI and incidents for your repositories.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.secret_key = (
+        settings.secret_key.get_secret_value()
+        if settings.secret_key
+        else load_or_create_secret_key(settings.data_dir)
+    )
+    app.state.worker_pool_running = False  # no workers until the job engine exists
+
+    install_error_handlers(app)
+    # Added innermost first: the request context wraps everything, so even a refused
+    # body or a CORS answer carries a request id and is counted.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        EnvelopeCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_HEADERS,
+        allow_credentials=True,
+        expose_headers=["X-Request-ID"],
+    )
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(health.router)
+    return app

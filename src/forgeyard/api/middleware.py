@@ -1,0 +1,183 @@
+"""Pure ASGI middleware: request ids, access log and metrics, body size limit.
+
+Pure ASGI rather than Starlette's BaseHTTPMiddleware: it adds no task per request and
+does not buffer streaming responses (SSE).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextvars import ContextVar
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from ulid import ULID
+
+from forgeyard.kernel import metrics
+from forgeyard.kernel.errors import PayloadTooLargeError, error_body
+from forgeyard.kernel.logging import get_logger
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is echoed only when it cannot smuggle anything into logs or headers.
+_WELL_FORMED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNMATCHED_ROUTE = "<unmatched>"
+
+log = get_logger("forgeyard.http")
+
+# Set for the duration of each request, so any layer (an error handler, CORS) can quote it.
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    """Gives every request an id, one access-log line and metrics; turns crashes into 500s."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _WELL_FORMED_REQUEST_ID.match(incoming) else str(ULID())
+        request_id_token = _request_id.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        response_status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal response_status
+            if message["type"] == "http.response.start":
+                response_status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", method=scope["method"], path=scope["path"])
+            if response_status is not None:
+                raise  # the response has begun; the server can only drop the connection
+            body = error_body(
+                message="internal error; quote the request id when reporting it",
+                code="internal_error",
+                request_id=request_id,
+            )
+            await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+        finally:
+            self._record(scope, response_status or 500, time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("request_id")
+            _request_id.reset(request_id_token)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, duration: float) -> None:
+        route = _route_template(scope)
+        method = scope["method"]
+        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(method, route).observe(duration)
+        log.info(
+            "request",
+            method=method,
+            path=scope["path"],
+            route=route,
+            status=status,
+            duration_ms=round(duration * 1000, 2),
+        )
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit, whether declared up front or streamed in chunks."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+        replied = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    exceeded = True
+                    raise self._error()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # Frameworks may catch the error raised while reading and answer something else
+            # (FastAPI turns it into a 400); an overflow is a 413 whatever they answer.
+            nonlocal replied
+            if not exceeded:
+                await send(message)
+            elif not replied:
+                replied = True
+                await self._refuse(scope, receive, send)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except PayloadTooLargeError:
+            if not replied:
+                await self._refuse(scope, receive, send)
+
+    def _error(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"request body is larger than {self.max_body_bytes} bytes",
+            details={"max_body_bytes": self.max_body_bytes},
+        )
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = self._error()
+        body = error_body(
+            message=error.message,
+            code=error.code,
+            details=error.details,
+            request_id=current_request_id(),
+        )
+        await JSONResponse(body, status_code=error.status_code)(scope, receive, send)
+
+
+class EnvelopeCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with refused preflights answered in the error envelope."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        message = bytes(response.body).decode()
+        failures = message.removeprefix("Disallowed CORS ").split(", ")
+        headers = {
+            key: value
+            for key, value in response.headers.items()
+            if key.lower() not in ("content-length", "content-type")
+        }
+        body = error_body(
+            message=message.lower(),
+            code="invalid_input",
+            details={"cors": failures},
+            request_id=current_request_id(),
+        )
+        return JSONResponse(body, status_code=response.status_code, headers=headers)

@@ -1,0 +1,1 @@
+"""The ``forgeyard`` command: one module per command group."""

@@ -1,0 +1,62 @@
+"""``forgeyard``: serve the API, manage the database, print the version."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from forgeyard import __version__
+from forgeyard.api import create_app
+from forgeyard.cli import db
+from forgeyard.kernel import migrations
+from forgeyard.kernel.logging import configure_logging, get_logger
+from forgeyard.settings import Settings, get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Forgeyard: keep your repositories healthy.")
+app.add_typer(db.app, name="db")
+log = get_logger("forgeyard.cli")
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to bind (default from FORGEYARD_LISTEN, 127.0.0.1:8000)."),
+    ] = None,
+    migrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Upgrade the schema before serving (default from FORGEYARD_MIGRATE_ON_START).",
+        ),
+    ] = None,
+) -> None:
+    """Run the API server."""
+    overrides: dict[str, object] = {}
+    if listen is not None:
+        overrides["listen"] = listen
+    if migrate is not None:
+        overrides["migrate_on_start"] = migrate
+    settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
+    configure_logging(settings.log_format, settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.migrate_on_start:
+        migrations.upgrade(settings.resolved_database_url)
+    host, port = settings.listen_address
+    log.info("serving", url=f"http://{settings.listen}", version=__version__)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )

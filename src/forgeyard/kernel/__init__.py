@@ -1,0 +1,1 @@
+"""Shared foundations every layer may use: database, errors, ids, pagination, logging, metrics."""

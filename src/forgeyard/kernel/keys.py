@@ -1,0 +1,35 @@
+"""The instance's secret key material: given by the operator, or generated once and kept."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
+_KEY_BYTES = 32
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """The key stored in ``data_dir``, created with mode 0600 on first use.
+
+    The key is written to a private temporary file and then hard-linked into place, which
+    fails if the name exists: two processes starting at once agree on one complete key.
+    """
+    path = data_dir / SECRET_KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, tmp_name = tempfile.mkstemp(dir=data_dir, prefix=".secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(_KEY_BYTES) + "\n")
+            os.link(tmp_name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp_name)
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"{path} is empty; delete it to generate a new key")
+    return key

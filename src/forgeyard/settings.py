@@ -1,0 +1,131 @@
+"""All configuration in one object, read from ``FORGEYARD_*`` variables and ``.env``.
+
+Nested areas use ``__`` in variable names (``FORGEYARD_HTTP__MAX_BODY_BYTES``); the most
+common settings stay flat (``FORGEYARD_DATABASE_URL``) because operators type them most.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The origins a local front end uses during development (seed 003).
+DEFAULT_CORS_ORIGINS = [
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:4173",
+    "http://127.0.0.1:4173",
+]
+
+
+class HttpSettings(BaseModel):
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted, in bytes; larger ones answer 413.",
+    )
+
+
+class DatabaseSettings(BaseModel):
+    pool_size: int = Field(default=10, gt=0, description="Connections kept open (PostgreSQL).")
+    max_overflow: int = Field(
+        default=10, ge=0, description="Extra connections allowed above the pool (PostgreSQL)."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="How long SQLite waits on a locked database before failing."
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FORGEYARD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(
+        default=Path(".forgeyard"),
+        description="Where the embedded database, the generated secret key and mirrors live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the database. Default: SQLite file forgeyard.db in the data dir. "
+            "postgresql://user@host/db selects PostgreSQL (psycopg 3)."
+        ),
+    )
+    listen: str = Field(
+        default="127.0.0.1:8000",
+        description="HOST:PORT the API server binds to ([::1]:8000 for IPv6).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for shared rate limits and live-progress fan-out across replicas.",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="json for log shippers, console for people; auto picks console on a TTY.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level of log lines written."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CORS_ORIGINS),
+        description="Comma-separated origins allowed to call the API from a browser.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key material for signing and encryption. When unset, one is generated on first "
+            "start into the data dir (mode 0600). Every replica must share the same key."
+        ),
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Upgrade the database schema when the server starts."
+    )
+    http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server limits.")
+    db: DatabaseSettings = Field(
+        default_factory=DatabaseSettings, description="Database pool and driver tuning."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'forgeyard.db').resolve()}"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` as a (host, port) pair."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen address must be HOST:PORT, got {value!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

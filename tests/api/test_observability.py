@@ -80,5 +80,5 @@ async def test_metrics_count_requests_by_route_template_and_status(
     assert _sample(after, name, missing) - _sample(before, name, missing) == 1
     # Unmatched paths share one label, so scanners cannot blow up the series count.
     assert "/no/such/route/123" not in after
-    bucket = 'forgeyard_http_request_duration_seconds_bucket{le="+Inf",method="GET"'
-    assert any(line.startswith(bucket) for line in after.splitlines())
+    latency = "forgeyard_http_request_duration_seconds_count"
+    assert _sample(after, latency, ok) - _sample(before, latency, ok) == 2

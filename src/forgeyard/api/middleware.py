@@ -87,7 +87,7 @@ class RequestContextMiddleware:
         route = _route_template(scope)
         method = scope["method"]
         metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(method, route).observe(duration)
+        metrics.HTTP_LATENCY.labels(method, route, str(status)).observe(duration)
         log.info(
             "request",
             method=method,

@@ -15,8 +15,8 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_LATENCY = Histogram(
     "forgeyard_http_request_duration_seconds",
-    "Time from request received to response sent, by method and route template.",
-    ["method", "route"],
+    "Time from request received to response sent, by method, route template and status.",
+    ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )

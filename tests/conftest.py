@@ -8,6 +8,7 @@ application's own commits become savepoints inside it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,8 +19,15 @@ from fastapi import FastAPI
 from forgeyard.api import create_app
 from forgeyard.kernel import migrations
 from forgeyard.kernel.db import Database, make_sessionmaker
+from forgeyard.kernel.logging import configure_logging
 from forgeyard.settings import Settings
 from tests.databases import BACKENDS, PG_ADMIN_URL, PG_SKIP_REASON, REDIS_URL, scratch_database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_logs() -> None:
+    """Log lines go to a sink; tests that read them configure their own stream."""
+    configure_logging("json", "info", stream=io.StringIO())
 
 
 def pytest_report_header() -> list[str]:

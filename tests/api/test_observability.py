@@ -18,7 +18,7 @@ def json_logs() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     configure_logging("json", "info", stream=stream)
     yield stream
-    configure_logging("console", "warning")
+    configure_logging("json", "info", stream=io.StringIO())
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:

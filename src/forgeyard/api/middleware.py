@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from contextvars import ContextVar
 
-import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
@@ -19,7 +17,7 @@ from ulid import ULID
 
 from forgeyard.kernel import metrics
 from forgeyard.kernel.errors import PayloadTooLargeError, error_body
-from forgeyard.kernel.logging import get_logger
+from forgeyard.kernel.logging import get_logger, request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is echoed only when it cannot smuggle anything into logs or headers.
@@ -28,12 +26,10 @@ UNMATCHED_ROUTE = "<unmatched>"
 
 log = get_logger("forgeyard.http")
 
-# Set for the duration of each request, so any layer (an error handler, CORS) can quote it.
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-
 
 def current_request_id() -> str | None:
-    return _request_id.get()
+    """The id of the request being handled, for any layer that must quote it."""
+    return request_id_var.get()
 
 
 def _route_template(scope: Scope) -> str:
@@ -53,8 +49,7 @@ class RequestContextMiddleware:
             return
         incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
         request_id = incoming if _WELL_FORMED_REQUEST_ID.match(incoming) else str(ULID())
-        request_id_token = _request_id.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id_token = request_id_var.set(request_id)
         started = time.perf_counter()
         response_status: int | None = None
 
@@ -62,7 +57,11 @@ class RequestContextMiddleware:
             nonlocal response_status
             if message["type"] == "http.response.start":
                 response_status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                # Headers a dependency decided on (rate limits) reach error responses too.
+                for name, value in (scope.get("state") or {}).get("response_headers", {}).items():
+                    headers.setdefault(name, value)
             await send(message)
 
         try:
@@ -79,8 +78,7 @@ class RequestContextMiddleware:
             await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             self._record(scope, response_status or 500, time.perf_counter() - started)
-            structlog.contextvars.unbind_contextvars("request_id")
-            _request_id.reset(request_id_token)
+            request_id_var.reset(request_id_token)
 
     @staticmethod
     def _record(scope: Scope, status: int, duration: float) -> None:

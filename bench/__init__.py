@@ -1,0 +1,1 @@
+"""Benchmarks of Forgeyard against a bare Starlette app, run by ``make bench``."""

@@ -24,9 +24,12 @@ from forgeyard.settings import Settings
 from tests.databases import BACKENDS, PG_ADMIN_URL, PG_SKIP_REASON, REDIS_URL, scratch_database
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def quiet_logs() -> None:
-    """Log lines go to a sink; tests that read them configure their own stream."""
+    """Log lines go to a sink, whatever an earlier test (a CLI run) pointed them at.
+
+    Tests that read log lines configure their own stream after this.
+    """
     configure_logging("json", "info", stream=io.StringIO())
 
 

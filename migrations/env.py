@@ -4,17 +4,32 @@ A caller that already holds a connection (the test suite, pytest-alembic) passes
 ``config.attributes["connection"]``; otherwise the URL in the config is used.
 """
 
+from typing import Any
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
 
 from forgeyard.models import metadata
 
 config = context.config
 
 
-def _configure(**options: object) -> None:
-    context.configure(target_metadata=metadata, compare_type=True, **options)
+def _render_item(kind: str, item: Any, autogen: AutogenContext) -> str | bool:
+    """Migrations spell out plain column types, never the application's own type classes:
+    a migration must keep working after those classes change or move."""
+    if kind == "type" and isinstance(item, TypeDecorator):
+        autogen.imports.add("import sqlalchemy as sa")
+        return f"sa.{item.impl!r}"
+    return False
+
+
+def _configure(**options: Any) -> None:
+    context.configure(
+        target_metadata=metadata, compare_type=True, render_item=_render_item, **options
+    )
 
 
 def _run_on(connection: Connection) -> None:

@@ -41,6 +41,77 @@ class DatabaseSettings(BaseModel):
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
 
 
+class PlanLimits(BaseModel):
+    api_calls_per_minute: int = Field(gt=0, description="Authenticated requests per minute.")
+    concurrent_requests: int = Field(gt=0, description="Requests in flight at once.")
+    analyses_per_hour: int | None = Field(description="Analyses started per hour; None: no cap.")
+
+
+def _default_plans() -> dict[str, PlanLimits]:
+    # Seeds 000, 001 and 002 agree on these figures per plan.
+    return {
+        "free": PlanLimits(api_calls_per_minute=60, concurrent_requests=20, analyses_per_hour=2),
+        "growth": PlanLimits(
+            api_calls_per_minute=100, concurrent_requests=20, analyses_per_hour=10
+        ),
+        "pro": PlanLimits(api_calls_per_minute=300, concurrent_requests=20, analyses_per_hour=20),
+        "enterprise": PlanLimits(
+            api_calls_per_minute=1000, concurrent_requests=20, analyses_per_hour=None
+        ),
+    }
+
+
+class AuthSettings(BaseModel):
+    issuer: str = Field(default="forgeyard", description="The iss claim of access tokens.")
+    audience: str = Field(default="forgeyard-api", description="The aud claim of access tokens.")
+    access_token_minutes: int = Field(
+        default=60, gt=0, description="Access token lifetime (seed 000 uses 24 h: 1440)."
+    )
+    refresh_token_days: int = Field(default=30, gt=0, description="Refresh token lifetime.")
+    refresh_reuse_grace_seconds: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "A rotated refresh token presented again within this window (a client that lost "
+            "the response) is answered instead of revoking the family."
+        ),
+    )
+    registration: Literal["invite", "open"] = Field(
+        default="invite",
+        description="open: anyone may register a new organization; invite: invited addresses only.",
+    )
+    bootstrap_token_minutes: int = Field(default=60, gt=0, description="First-run token TTL.")
+    setup_session_minutes: int = Field(
+        default=30, gt=0, description="Setup session TTL, renewed on every use."
+    )
+    invitation_days: int = Field(default=7, gt=0, description="How long an invitation is valid.")
+    password_reset_minutes: int = Field(default=30, gt=0, description="Reset link lifetime.")
+    login_failures_per_account: str = Field(
+        default="5/15minutes", description="Failed sign-ins allowed per address (limits syntax)."
+    )
+    login_failures_per_client: str = Field(
+        default="20/15minutes", description="Failed sign-ins allowed per client IP."
+    )
+    bootstrap_failures: str = Field(
+        default="5/15minutes", description="Wrong bootstrap tokens allowed per client IP."
+    )
+    cookie_secure: bool = Field(
+        default=True, description="Send the session cookie over HTTPS only (off for plain HTTP)."
+    )
+    plans: dict[str, PlanLimits] = Field(
+        default_factory=_default_plans, description="Rate limits of each plan."
+    )
+
+
+class MailSettings(BaseModel):
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: mail is logged.")
+    smtp_port: int = Field(default=587, description="SMTP port.")
+    smtp_username: str | None = Field(default=None, description="SMTP user name.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS.")
+    sender: str = Field(default="forgeyard@localhost", description="The From address.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FORGEYARD_",
@@ -89,6 +160,14 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Upgrade the database schema when the server starts."
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address people use to reach this server; links in e-mails start here.",
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Sign-in, tokens, setup, rate limits."
+    )
+    mail: MailSettings = Field(default_factory=MailSettings, description="Outgoing e-mail.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server limits.")
     db: DatabaseSettings = Field(
         default_factory=DatabaseSettings, description="Database pool and driver tuning."

@@ -15,6 +15,10 @@ from forgeyard.api.middleware import (
     EnvelopeCORSMiddleware,
     RequestContextMiddleware,
 )
+from forgeyard.auth.ratelimit import RateLimiter
+from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.identity.mail import Mailer
+from forgeyard.identity.router import router as identity_router
 from forgeyard.kernel.db import Database
 from forgeyard.kernel.keys import load_or_create_secret_key
 from forgeyard.kernel.redis_client import connect_redis
@@ -43,6 +47,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         try:
             yield
         finally:
+            await limiter.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owns_database:
@@ -61,6 +66,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         else load_or_create_secret_key(settings.data_dir)
     )
     app.state.worker_pool_running = False  # no workers until the job engine exists
+    limiter = RateLimiter(settings.redis_url)
+    app.state.auth = AuthRuntime.create(settings, app.state.secret_key, limiter)
+    app.state.mailer = Mailer(settings.mail)
 
     install_error_handlers(app)
     # Added innermost first: the request context wraps everything, so even a refused
@@ -77,4 +85,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
+    app.include_router(identity_router, prefix=API_PREFIX)
     return app

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from forgeyard.kernel.errors import ForgeyardError
 from forgeyard.settings import DatabaseSettings
 
 # Stable constraint names, so Alembic can alter constraints on SQLite (batch mode) and
@@ -158,10 +159,17 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work is committed if the block succeeds and rolled back if not."""
+        """A session whose work is committed if the block succeeds and rolled back if not.
+
+        A :class:`ForgeyardError` raised with ``keep_changes=True`` commits instead: the
+        refusal is an outcome worth keeping (see the error's docstring).
+        """
         async with self.sessionmaker() as session:
             try:
                 yield session
+            except ForgeyardError as error:
+                await (session.commit() if error.keep_changes else session.rollback())
+                raise
             except BaseException:
                 await session.rollback()
                 raise

@@ -31,11 +31,15 @@ class ForgeyardError(Exception):
         details: dict[str, Any] | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
         self.headers = headers or {}
+        # The refusal itself must be remembered (a failed sign-in in the audit log, a revoked
+        # token family): the transaction commits what was flushed before the error.
+        self.keep_changes = keep_changes
         if code is not None:
             self.code = code  # type: ignore[misc]  # a more precise code for this instance
 

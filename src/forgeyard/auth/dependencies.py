@@ -1,0 +1,122 @@
+"""The FastAPI dependencies every protected route uses.
+
+``CurrentPrincipal`` authenticates the request (API key, bearer JWT, or the dashboard cookie
+with its CSRF check), then applies the organization's plan limits and records the
+``X-RateLimit-*`` headers that every authenticated response carries.
+``require("permission")`` adds the role check from docs/roles.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from forgeyard.auth import policy
+from forgeyard.auth.principals import (
+    Principal,
+    principal_from_access_token,
+    principal_from_api_key,
+)
+from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.kernel.dependencies import DbSession
+from forgeyard.kernel.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from forgeyard.kernel.tokens import API_KEY_PREFIX
+
+SESSION_COOKIE = "fy_session"
+CSRF_COOKIE = "fy_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RESPONSE_HEADERS_STATE = "response_headers"
+
+
+def get_runtime(request: Request) -> AuthRuntime:
+    runtime: AuthRuntime = request.app.state.auth
+    return runtime
+
+
+Runtime = Annotated[AuthRuntime, Depends(get_runtime)]
+
+
+def _check_csrf(request: Request) -> None:
+    """Double-submit check: a cross-site form cannot read the cookie to copy it into a header."""
+    if request.method in SAFE_METHODS:
+        return
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    header = request.headers.get(CSRF_HEADER, "")
+    if not cookie or not hmac.compare_digest(cookie, header):
+        raise ForbiddenError(
+            f"cookie-authenticated {request.method} requests need the {CSRF_HEADER} header",
+            code="csrf_failed",
+        )
+
+
+async def _resolve(request: Request, session: DbSession, runtime: AuthRuntime) -> Principal:
+    api_key = request.headers.get("X-API-Key")
+    if api_key:
+        return await principal_from_api_key(session, runtime, api_key)
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential:
+        if credential.startswith(API_KEY_PREFIX):
+            return await principal_from_api_key(session, runtime, credential)
+        return await principal_from_access_token(session, runtime, credential)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        _check_csrf(request)
+        return await principal_from_access_token(session, runtime, cookie)
+    raise UnauthorizedError("authentication required: send a bearer token or an API key")
+
+
+async def _apply_plan_limits(request: Request, runtime: AuthRuntime, who: Principal) -> None:
+    limits = runtime.settings.auth.plans[who.plan]
+    state = await runtime.limiter.hit(
+        f"{limits.api_calls_per_minute}/minute", "api", who.organization_id
+    )
+    headers = state.headers()
+    setattr(request.state, RESPONSE_HEADERS_STATE, headers)
+    if not state.allowed:
+        raise RateLimitedError(
+            f"rate limit of {state.limit} requests per minute exceeded",
+            details={"retry_after": state.retry_after, "limit": state.limit},
+            headers={**headers, "Retry-After": str(state.retry_after)},
+        )
+
+
+async def authenticate(
+    request: Request, session: DbSession, runtime: Runtime
+) -> AsyncIterator[Principal]:
+    principal = await _resolve(request, session, runtime)
+    await _apply_plan_limits(request, runtime, principal)
+    concurrency = runtime.settings.auth.plans[principal.plan].concurrent_requests
+    slot = f"org:{principal.organization_id}"
+    if not await runtime.limiter.acquire(slot, concurrency):
+        raise RateLimitedError(
+            f"more than {concurrency} requests in flight for this organization",
+            details={"retry_after": 1, "concurrent_requests": concurrency},
+            headers={"Retry-After": "1"},
+        )
+    try:
+        yield principal
+    finally:
+        await runtime.limiter.release(slot)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate, scope="function")]
+
+
+def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that answers 403 unless the caller's role and key scope allow it."""
+    if permission not in policy.rules():
+        raise KeyError(f"{permission!r} is not in the policy table (docs/roles.md)")
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(permission):
+            raise ForbiddenError(
+                f"your role does not allow {permission}", details={"permission": permission}
+            )
+        return principal
+
+    check.permission = permission  # type: ignore[attr-defined]  # read by the policy tests
+    return check

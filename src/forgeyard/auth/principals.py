@@ -1,0 +1,109 @@
+"""Turning a credential into a principal: the user or API key a request acts as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forgeyard.auth import policy
+from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.kernel.db import utcnow
+from forgeyard.kernel.errors import UnauthorizedError
+from forgeyard.kernel.tokens import ExpiredTokenError, InvalidTokenError, looks_like_api_key
+from forgeyard.models.identity import ApiKey, Membership, Organization
+
+# Writing last_used_at on every request would turn reads into writes; once a minute is enough
+# to answer "is this key still in use?".
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: Literal["user", "api_key"]
+    organization_id: str
+    plan: str
+    role: str
+    user_id: str | None = None
+    api_key_id: str | None = None
+    scope: str | None = None
+
+    @property
+    def actor_id(self) -> str:
+        return self.user_id or self.api_key_id or ""
+
+    def can(self, permission: str) -> bool:
+        if not policy.role_allows(self.role, permission):
+            return False
+        return self.scope is None or policy.scope_allows(self.scope, permission)
+
+
+def invalid_session(message: str = "invalid or revoked credentials") -> UnauthorizedError:
+    return UnauthorizedError(message, code="invalid_session")
+
+
+async def principal_from_access_token(
+    session: AsyncSession, runtime: AuthRuntime, token: str
+) -> Principal:
+    try:
+        claims = runtime.access_tokens.decode(token)
+    except ExpiredTokenError as exc:
+        raise UnauthorizedError("access token has expired", code="session_expired") from exc
+    except InvalidTokenError as exc:
+        raise invalid_session("access token is not valid") from exc
+    row = (
+        await session.execute(
+            select(Membership.role, Organization.plan)
+            .join(Organization, Organization.id == Membership.organization_id)
+            .where(
+                Membership.user_id == claims.subject,
+                Membership.organization_id == claims.organization_id,
+                Membership.disabled_at.is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise invalid_session("this account is disabled or no longer a member")
+    return Principal(
+        kind="user",
+        organization_id=claims.organization_id,
+        plan=row.plan,
+        role=row.role,
+        user_id=claims.subject,
+    )
+
+
+async def principal_from_api_key(
+    session: AsyncSession, runtime: AuthRuntime, key: str
+) -> Principal:
+    if not looks_like_api_key(key):
+        raise invalid_session("API key is malformed (checksum mismatch)")
+    row = (
+        await session.execute(
+            select(ApiKey, Organization.plan)
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .where(ApiKey.token_hash == runtime.token_hasher.hash(key))
+        )
+    ).one_or_none()
+    now = utcnow()
+    if row is None or row.ApiKey.revoked_at is not None:
+        raise invalid_session("API key is not valid or has been revoked")
+    api_key: ApiKey = row.ApiKey
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise UnauthorizedError("API key has expired", code="session_expired")
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+        )
+    scope = max(api_key.scopes, key=policy.SCOPES.index)
+    return Principal(
+        kind="api_key",
+        organization_id=api_key.organization_id,
+        plan=row.plan,
+        role=policy.SCOPE_ROLE[scope],
+        api_key_id=api_key.id,
+        scope=scope,
+    )

@@ -1,0 +1,36 @@
+"""The security machinery of one running instance, built once from the settings and the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from forgeyard.auth.ratelimit import RateLimiter
+from forgeyard.kernel.crypto import SecretBox, TokenHasher
+from forgeyard.kernel.tokens import AccessTokenCodec
+from forgeyard.settings import Settings
+
+
+@dataclass(frozen=True)
+class AuthRuntime:
+    settings: Settings
+    access_tokens: AccessTokenCodec
+    token_hasher: TokenHasher
+    secret_box: SecretBox
+    limiter: RateLimiter
+
+    @classmethod
+    def create(cls, settings: Settings, secret_key: str, limiter: RateLimiter) -> AuthRuntime:
+        auth = settings.auth
+        return cls(
+            settings=settings,
+            access_tokens=AccessTokenCodec(
+                secret_key,
+                issuer=auth.issuer,
+                audience=auth.audience,
+                lifetime=timedelta(minutes=auth.access_token_minutes),
+            ),
+            token_hasher=TokenHasher(secret_key),
+            secret_box=SecretBox(secret_key),
+            limiter=limiter,
+        )

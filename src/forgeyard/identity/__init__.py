@@ -1,0 +1,1 @@
+"""Identity: first-run setup, accounts, sign-in, organizations, members, API keys."""

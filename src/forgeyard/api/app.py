@@ -20,7 +20,7 @@ from forgeyard.auth.runtime import AuthRuntime
 from forgeyard.identity.mail import Mailer
 from forgeyard.identity.router import router as identity_router
 from forgeyard.kernel.db import Database
-from forgeyard.kernel.keys import load_or_create_secret_key
+from forgeyard.kernel.keys import instance_secret
 from forgeyard.kernel.redis_client import connect_redis
 from forgeyard.settings import Settings, get_settings
 
@@ -60,11 +60,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.secret_key = (
-        settings.secret_key.get_secret_value()
-        if settings.secret_key
-        else load_or_create_secret_key(settings.data_dir)
-    )
+    given = settings.secret_key.get_secret_value() if settings.secret_key else None
+    app.state.secret_key = instance_secret(given, settings.data_dir)
     app.state.worker_pool_running = False  # no workers until the job engine exists
     limiter = RateLimiter(settings.redis_url)
     app.state.auth = AuthRuntime.create(settings, app.state.secret_key, limiter)

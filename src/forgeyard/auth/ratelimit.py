@@ -21,10 +21,12 @@ class RateState:
     limit: int
     remaining: int
     reset_at: int  # Unix seconds
+    window: int  # seconds
 
     @property
     def retry_after(self) -> int:
-        return max(1, math.ceil(self.reset_at - time.time()))
+        # Rounding up to whole seconds must not promise more than one window of waiting.
+        return min(self.window, max(1, math.ceil(self.reset_at - time.time())))
 
     def headers(self) -> dict[str, str]:
         return {
@@ -59,17 +61,16 @@ class RateLimiter:
         item = parse(rate)
         allowed = await self._windows.hit(item, *key)
         stats = await self._windows.get_window_stats(item, *key)
-        return RateState(allowed, item.amount, stats.remaining, math.ceil(stats.reset_time))
+        reset = math.ceil(stats.reset_time)
+        return RateState(allowed, item.amount, stats.remaining, reset, item.get_expiry())
 
     async def exceeded(self, rate: str, *key: str) -> RateState:
         """The state of ``key`` under ``rate`` without counting anything."""
         item = parse(rate)
         stats = await self._windows.get_window_stats(item, *key)
+        reset = math.ceil(stats.reset_time)
         allowed = stats.remaining > 0
-        return RateState(allowed, item.amount, stats.remaining, math.ceil(stats.reset_time))
-
-    async def clear(self, rate: str, *key: str) -> None:
-        await self._windows.clear(parse(rate), *key)
+        return RateState(allowed, item.amount, stats.remaining, reset, item.get_expiry())
 
     async def acquire(self, key: str, limit: int) -> bool:
         """Take one of ``limit`` concurrency slots for ``key``; False when none is free."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
@@ -9,13 +10,14 @@ import uvicorn
 
 from forgeyard import __version__
 from forgeyard.api import create_app
-from forgeyard.cli import db
+from forgeyard.cli import admin, db
 from forgeyard.kernel import migrations
 from forgeyard.kernel.logging import configure_logging, get_logger
 from forgeyard.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Forgeyard: keep your repositories healthy.")
 app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
 log = get_logger("forgeyard.cli")
 
 
@@ -51,6 +53,7 @@ def serve(
     if settings.migrate_on_start:
         migrations.upgrade(settings.resolved_database_url)
     host, port = settings.listen_address
+    _announce_setup(settings)
     log.info("serving", url=f"http://{settings.listen}", version=__version__)
     uvicorn.run(
         create_app(settings),
@@ -59,4 +62,19 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=False,
+    )
+
+
+def _announce_setup(settings: Settings) -> None:
+    """Until setup is finished, print how to finish it (on stdout, not into the logs)."""
+    token = asyncio.run(admin.issue_bootstrap_token(settings))
+    if token is None:
+        return
+    token_file = settings.data_dir / admin.BOOTSTRAP_TOKEN_FILE
+    typer.echo(
+        "\nForgeyard needs first-run setup. Either run\n"
+        "  forgeyard admin create-owner --email YOU --name NAME --organization ORG\n"
+        f"or exchange this one-time bootstrap token (also in {token_file}, valid 60 min)\n"
+        f"  {token}\n"
+        f"at POST http://{settings.listen}/api/v1/setup/bootstrap-token/verify\n"
     )

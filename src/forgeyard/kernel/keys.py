@@ -33,3 +33,8 @@ def load_or_create_secret_key(data_dir: Path) -> str:
     if not key:
         raise RuntimeError(f"{path} is empty; delete it to generate a new key")
     return key
+
+
+def instance_secret(given: str | None, data_dir: Path) -> str:
+    """The operator's key when given, else the one generated into the data dir."""
+    return given if given else load_or_create_secret_key(data_dir)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
-from bench import http_healthz
+from bench import http_auth_me, http_healthz
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, Options, Row
 from bench.report import format_table, write_json
@@ -24,6 +24,7 @@ Benchmark = Callable[[Session], list[Row]]
 # Run in this order by `python -m bench`; later issues append theirs.
 BENCHMARKS: dict[str, Benchmark] = {
     http_healthz.NAME: http_healthz.run,
+    "auth_me": http_auth_me.run,
 }
 
 

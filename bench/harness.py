@@ -30,6 +30,12 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 FORGEYARD = "forgeyard"
 BASELINE = "baseline"
+OWNER_EMAIL = "bench@forgeyard.example"
+OWNER_PASSWORD = "benchmark password"
+UNLIMITED_PLANS = (
+    '{"free": {"api_calls_per_minute": 1000000000, "concurrent_requests": 100000, '
+    '"analyses_per_hour": null}}'
+)
 
 
 @dataclass
@@ -144,19 +150,39 @@ class Session:
         self._stack.close()
 
     def forgeyard(self) -> Server:
-        """``forgeyard serve`` on a fresh data dir (new SQLite DB, migrated, new secret key)."""
+        """``forgeyard serve`` on a fresh data dir (new SQLite DB, migrated, new secret key),
+        set up with one owner (``OWNER_EMAIL``, ``OWNER_PASSWORD``).
+
+        The plan limits are lifted so that wrk measures the work, not the 429s; the limiter
+        still counts every request, as it does in production.
+        """
         if FORGEYARD not in self._servers:
             data_dir = self.workdir / "data"
             env = _clean_env() | {
                 "FORGEYARD_DATA_DIR": str(data_dir),
                 "FORGEYARD_LOG_FORMAT": "json",
+                "FORGEYARD_AUTH__PLANS": UNLIMITED_PLANS,
+                "FORGEYARD_AUTH__COOKIE_SECURE": "false",
             }
+            self._set_up(env)
             port = free_port()
             argv = [sys.executable, "-m", "forgeyard", "serve", "--listen", f"{HOST}:{port}"]
             # cwd is the temp dir so no .env of the checkout is read.
             server = self._start(FORGEYARD, argv, env, self.workdir, port)
             wait_ready(server, "/readyz")
         return self._servers[FORGEYARD]
+
+    def _set_up(self, env: dict[str, str]) -> None:
+        command = [sys.executable, "-m", "forgeyard"]
+        owner = ["--email", OWNER_EMAIL, "--name", "Bench", "--organization", "Bench"]
+        for argv in (["db", "upgrade"], ["admin", "create-owner", *owner]):
+            subprocess.run(
+                [*command, *argv],
+                cwd=self.workdir,
+                env=env | {"FORGEYARD_OWNER_PASSWORD": OWNER_PASSWORD},
+                check=True,
+                capture_output=True,
+            )
 
     def baseline(self) -> Server:
         """The bare Starlette app of ``bench/baseline_app.py``, served like Forgeyard."""
@@ -193,33 +219,41 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def drive(
-    benchmark: str, path: str, servers: list[Server], options: Options
-) -> dict[str, list[WrkResult]]:
+@dataclass(frozen=True)
+class Target:
+    """One thing to drive: a server, the path asked for, and the headers sent with it."""
+
+    server: Server
+    path: str
+    headers: tuple[str, ...] = ()
+
+
+def drive(benchmark: str, targets: list[Target], options: Options) -> dict[str, list[WrkResult]]:
     """Warm each target up, then run them in turn, round after round.
 
     Interleaving spreads the drift of a noisy two-core machine over both targets instead of
     letting it land on whichever ran second.
     """
-    for server in servers:
-        _progress(f"{benchmark}: warming up {server.name} ({options.warmup_s} s)")
-        run_wrk(server.url(path), options.warmup_s, options)
-    runs: dict[str, list[WrkResult]] = {server.name: [] for server in servers}
+    for target in targets:
+        _progress(f"{benchmark}: warming up {target.server.name} ({options.warmup_s} s)")
+        run_wrk(target.server.url(target.path), options.warmup_s, options, target.headers)
+    runs: dict[str, list[WrkResult]] = {target.server.name: [] for target in targets}
     for round_no in range(1, options.rounds + 1):
-        for server in servers:
-            result = _measure(server, path, options)
-            runs[server.name].append(result)
+        for target in targets:
+            result = _measure(target, options)
+            runs[target.server.name].append(result)
             _progress(
-                f"{benchmark}: round {round_no}/{options.rounds} {server.name}: "
+                f"{benchmark}: round {round_no}/{options.rounds} {target.server.name}: "
                 f"{result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
                 f"p99 {result.p99_ms:.2f} ms"
             )
     return runs
 
 
-def _measure(server: Server, path: str, options: Options) -> WrkResult:
+def _measure(target: Target, options: Options) -> WrkResult:
     """One wrk run; a server that died under load is an error, not a slow figure."""
-    result = run_wrk(server.url(path), options.duration_s, options)
+    server = target.server
+    result = run_wrk(server.url(target.path), options.duration_s, options, target.headers)
     if server.process.poll() is not None:
         raise BenchError(f"{server.name} exited under load; log tail:\n{server.log_tail()}")
     errors = {kind: count for kind, count in result.socket_errors.items() if count}
@@ -232,7 +266,16 @@ def compare(benchmark: str, path: str, session: Session) -> list[Row]:
     """Forgeyard against the bare baseline on one path: the baseline row, then Forgeyard's."""
     baseline, forgeyard = session.baseline(), session.forgeyard()
     assert_same_response(path, [baseline, forgeyard])
-    runs = drive(benchmark, path, [baseline, forgeyard], session.options)
+    return measure_against_baseline(
+        benchmark, Target(forgeyard, path), Target(baseline, path), session.options
+    )
+
+
+def measure_against_baseline(
+    benchmark: str, forgeyard: Target, baseline: Target, options: Options
+) -> list[Row]:
+    """Both targets driven in the same run: the baseline row, then Forgeyard's with the ratio."""
+    runs = drive(benchmark, [baseline, forgeyard], options)
     base_row = to_row(benchmark, BASELINE, runs[BASELINE])
     row = to_row(benchmark, FORGEYARD, runs[FORGEYARD])
     ratio = round(row.requests_per_s / base_row.requests_per_s, 4)

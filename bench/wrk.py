@@ -39,14 +39,18 @@ def wrk_version() -> str:
     return first[0].strip() if first else "unknown"
 
 
-def run_wrk(url: str, seconds: int, options: Options) -> WrkResult:
-    """Drive ``url`` for ``seconds``; refuse results that include failed responses."""
+def run_wrk(url: str, seconds: int, options: Options, headers: tuple[str, ...] = ()) -> WrkResult:
+    """Drive ``url`` for ``seconds``; refuse results that include failed responses.
+
+    ``headers`` are ``"Name: value"`` lines sent with every request (credentials).
+    """
     argv = [
         require_wrk(),
         f"-t{options.threads}",
         f"-c{options.connections}",
         f"-d{seconds}s",
         "--latency",
+        *[arg for header in headers for arg in ("-H", header)],
         url,
     ]
     out = subprocess.run(

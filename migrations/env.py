@@ -8,13 +8,16 @@ from typing import Any
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from forgeyard.kernel.db import use_sqlite_transactions
 from forgeyard.models import metadata
+from forgeyard.settings import DatabaseSettings
 
 config = context.config
+MIGRATION_LOCK = 0x466F726765  # any constant shared by every Forgeyard process
 
 
 def _render_item(kind: str, item: Any, autogen: AutogenContext) -> str | bool:
@@ -33,9 +36,15 @@ def _configure(**options: Any) -> None:
 
 
 def _run_on(connection: Connection) -> None:
-    # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
-    _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead. Its
+    # DDL is transactional once the driver stops managing transactions itself, so a failed
+    # migration leaves nothing half-built on either database.
+    sqlite = connection.dialect.name == "sqlite"
+    _configure(connection=connection, render_as_batch=sqlite, transactional_ddl=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together queue here instead of migrating at once.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
@@ -51,6 +60,8 @@ def run_migrations() -> None:
             context.run_migrations()
         return
     engine = create_engine(url, poolclass=NullPool)
+    if engine.dialect.name == "sqlite":
+        use_sqlite_transactions(engine, DatabaseSettings().sqlite_busy_timeout_ms)
     try:
         with engine.connect() as connection:
             _run_on(connection)

@@ -76,6 +76,14 @@ class AuthSettings(BaseModel):
             "the response) is answered instead of revoking the family."
         ),
     )
+    principal_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a replica remembers a credential's role and plan. Changes through the "
+            "same replica apply at once; other replicas see them within this time. 0: off."
+        ),
+    )
     registration: Literal["invite", "open"] = Field(
         default="invite",
         description="open: anyone may register a new organization; invite: invited addresses only.",

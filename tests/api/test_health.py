@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -101,3 +102,26 @@ async def test_docs_and_openapi_are_served(client: httpx.AsyncClient) -> None:
         response = await client.get(page)
         assert response.status_code == 200
         assert "/openapi.json" in response.text
+
+
+@pytest.mark.parametrize("path", ["/health", "/healthz", "/ready", "/readyz"])
+async def test_probes_answer_head_as_load_balancers_send_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.head(path)
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_ready_answers_503_while_the_schema_is_behind(
+    settings: Settings, tmp_path: Path
+) -> None:
+    database = Database.from_url(f"sqlite:///{tmp_path / 'empty.db'}")
+    settings.database_url = f"sqlite:///{tmp_path / 'empty.db'}"
+    try:
+        response = await _get(settings, database, "/readyz")
+    finally:
+        await database.dispose()
+    assert response.status_code == 503
+    assert response.json()["details"]["schema"] == "behind"
+    assert response.json()["error"] == "not ready: schema behind"

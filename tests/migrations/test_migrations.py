@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from forgeyard.kernel import migrations
@@ -38,10 +38,20 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_database_url: str) -> None:
     assert migrations.current_revision(empty_database_url) is None
     migrations.upgrade(empty_database_url)
     assert migrations.current_revision(empty_database_url) == head
+    assert "users" in _tables(empty_database_url)
     migrations.downgrade(empty_database_url, "base")
     assert migrations.current_revision(empty_database_url) is None
+    assert _tables(empty_database_url) <= {"alembic_version"}  # nothing left behind
     migrations.upgrade(empty_database_url)
     assert migrations.current_revision(empty_database_url) == head
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(sync_url(url), poolclass=NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_every_step_downgrades_cleanly(empty_database_url: str) -> None:

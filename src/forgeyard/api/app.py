@@ -12,6 +12,7 @@ from forgeyard.api import health
 from forgeyard.api.errors import install_error_handlers
 from forgeyard.api.middleware import (
     BodySizeLimitMiddleware,
+    CrashMiddleware,
     EnvelopeCORSMiddleware,
     RequestContextMiddleware,
 )
@@ -63,14 +64,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     given = settings.secret_key.get_secret_value() if settings.secret_key else None
     app.state.secret_key = instance_secret(given, settings.data_dir)
     app.state.worker_pool_running = False  # no workers until the job engine exists
+    app.state.schema_current = False  # checked by the readiness probe
     limiter = RateLimiter(settings.redis_url)
     app.state.auth = AuthRuntime.create(settings, app.state.secret_key, limiter)
     app.state.mailer = Mailer(settings.mail)
 
     install_error_handlers(app)
-    # Added innermost first: the request context wraps everything, so even a refused
-    # body or a CORS answer carries a request id and is counted.
+    # Added innermost first: the request context wraps everything, so even a CORS answer
+    # carries a request id and is counted; a crash is answered inside CORS, so a browser can
+    # read the 500 and its request id.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(CrashMiddleware)
     app.add_middleware(
         EnvelopeCORSMiddleware,
         allow_origins=settings.cors_origins,

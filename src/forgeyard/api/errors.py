@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forgeyard.api.middleware import current_request_id
 from forgeyard.kernel.errors import ForgeyardError, code_for_status, error_body
+from forgeyard.kernel.ids import InvalidIdError
 
 
 def _respond(
@@ -90,7 +92,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A unique or foreign-key constraint refused the write: the request conflicts with what
+    # is stored. Services check the cases a user can cause; this catches the races.
+    return _respond(
+        request,
+        status=409,
+        message="the change conflicts with existing data",
+        code="conflict",
+        retryable=True,
+    )
+
+
+async def _statement_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StatementError)
+    if isinstance(exc.orig, InvalidIdError):
+        # An id of the wrong kind or shape names nothing that exists.
+        return _respond(request, status=404, message=str(exc.orig), code="not_found")
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ForgeyardError, _forgeyard_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(StatementError, _statement_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

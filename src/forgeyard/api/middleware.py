@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, access log and metrics, body size limit.
+"""Pure ASGI middleware: request ids, access log and metrics, crashes, body size, CORS.
 
 Pure ASGI rather than Starlette's BaseHTTPMiddleware: it adds no task per request and
 does not buffer streaming responses (SSE).
@@ -18,6 +18,7 @@ from ulid import ULID
 from forgeyard.kernel import metrics
 from forgeyard.kernel.errors import PayloadTooLargeError, error_body
 from forgeyard.kernel.logging import get_logger, request_id_var
+from forgeyard.kernel.requests import ON_FINISH_STATE
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is echoed only when it cannot smuggle anything into logs or headers.
@@ -70,13 +71,10 @@ class RequestContextMiddleware:
             log.exception("unhandled error", method=scope["method"], path=scope["path"])
             if response_status is not None:
                 raise  # the response has begun; the server can only drop the connection
-            body = error_body(
-                message="internal error; quote the request id when reporting it",
-                code="internal_error",
-                request_id=request_id,
-            )
-            await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+            await _internal_error()(scope, receive, send_with_id)
         finally:
+            for finisher in (scope.get("state") or {}).get(ON_FINISH_STATE, ()):
+                await finisher()
             self._record(scope, response_status or 500, time.perf_counter() - started)
             request_id_var.reset(request_id_token)
 
@@ -96,8 +94,51 @@ class RequestContextMiddleware:
         )
 
 
+class CrashMiddleware:
+    """Answers an exception nobody handled with a 500 in the envelope, logged once.
+
+    It sits inside the CORS middleware so the answer carries CORS headers; the request
+    context middleware outside stays the last resort.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error", method=scope["method"], path=scope["path"])
+            await _internal_error()(scope, receive, send)
+
+
+def _internal_error() -> JSONResponse:
+    body = error_body(
+        message="internal error; quote the request id when reporting it",
+        code="internal_error",
+        request_id=current_request_id(),
+    )
+    return JSONResponse(body, status_code=500)
+
+
 class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit, whether declared up front or streamed in chunks."""
+    """Refuses bodies over the limit, whether declared up front or streamed in chunks.
+
+    FastAPI's own ``max_body_size`` answers a declared oversize body in plain text, outside
+    the error envelope; this one answers both cases in the envelope.
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app

@@ -9,10 +9,11 @@ with its CSRF check), then applies the organization's plan limits and records th
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import policy
 from forgeyard.auth.principals import (
@@ -21,8 +22,9 @@ from forgeyard.auth.principals import (
     principal_from_api_key,
 )
 from forgeyard.auth.runtime import AuthRuntime
-from forgeyard.kernel.dependencies import DbSession
+from forgeyard.kernel.db import Database
 from forgeyard.kernel.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from forgeyard.kernel.requests import on_finish
 from forgeyard.kernel.tokens import API_KEY_PREFIX
 
 SESSION_COOKIE = "fy_session"
@@ -32,7 +34,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RESPONSE_HEADERS_STATE = "response_headers"
 
 
-def get_runtime(request: Request) -> AuthRuntime:
+async def get_runtime(request: Request) -> AuthRuntime:
     runtime: AuthRuntime = request.app.state.auth
     return runtime
 
@@ -53,7 +55,7 @@ def _check_csrf(request: Request) -> None:
         )
 
 
-async def _resolve(request: Request, session: DbSession, runtime: AuthRuntime) -> Principal:
+async def _resolve(request: Request, session: AsyncSession, runtime: AuthRuntime) -> Principal:
     api_key = request.headers.get("X-API-Key")
     if api_key:
         return await principal_from_api_key(session, runtime, api_key)
@@ -84,10 +86,12 @@ async def _apply_plan_limits(request: Request, runtime: AuthRuntime, who: Princi
         )
 
 
-async def authenticate(
-    request: Request, session: DbSession, runtime: Runtime
-) -> AsyncIterator[Principal]:
-    principal = await _resolve(request, session, runtime)
+async def authenticate(request: Request, runtime: Runtime) -> Principal:
+    # Its own short transaction, opened only when the principal cache misses: most requests
+    # authenticate without touching the database. It commits an API key's last use.
+    database: Database = request.app.state.database
+    async with database.transaction() as session:
+        principal = await _resolve(request, session, runtime)
     await _apply_plan_limits(request, runtime, principal)
     concurrency = runtime.settings.auth.plans[principal.plan].concurrent_requests
     slot = f"org:{principal.organization_id}"
@@ -97,13 +101,13 @@ async def authenticate(
             details={"retry_after": 1, "concurrent_requests": concurrency},
             headers={"Retry-After": "1"},
         )
-    try:
-        yield principal
-    finally:
-        await runtime.limiter.release(slot)
+    # Released by the request middleware once the response is sent: a plain function is
+    # much cheaper for FastAPI to run than a generator dependency.
+    on_finish(request, lambda: runtime.limiter.release(slot))
+    return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(authenticate, scope="function")]
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
 def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -14,7 +14,7 @@ from forgeyard.auth.runtime import AuthRuntime
 from forgeyard.kernel.db import utcnow
 from forgeyard.kernel.errors import UnauthorizedError
 from forgeyard.kernel.tokens import ExpiredTokenError, InvalidTokenError, looks_like_api_key
-from forgeyard.models.identity import ApiKey, Membership, Organization
+from forgeyard.models.identity import ApiKey, Membership, Organization, User
 
 # Writing last_used_at on every request would turn reads into writes; once a minute is enough
 # to answer "is this key still in use?".
@@ -30,6 +30,8 @@ class Principal:
     user_id: str | None = None
     api_key_id: str | None = None
     scope: str | None = None
+    email: str | None = None
+    name: str | None = None
 
     @property
     def actor_id(self) -> str:
@@ -48,16 +50,27 @@ def invalid_session(message: str = "invalid or revoked credentials") -> Unauthor
 async def principal_from_access_token(
     session: AsyncSession, runtime: AuthRuntime, token: str
 ) -> Principal:
+    # The exact token string was verified before: its signature cannot have changed.
+    seen: Principal | None = runtime.principals.get(("jwt", token))
+    if seen is not None:
+        return seen
     try:
         claims = runtime.access_tokens.decode(token)
     except ExpiredTokenError as exc:
         raise UnauthorizedError("access token has expired", code="session_expired") from exc
     except InvalidTokenError as exc:
         raise invalid_session("access token is not valid") from exc
+    token_lifetime = (claims.expires_at - utcnow()).total_seconds()
+    cache_key = ("user", claims.subject, claims.organization_id)
+    cached: Principal | None = runtime.principals.get(cache_key)
+    if cached is not None:
+        runtime.principals.put(("jwt", token), cached, max_age=token_lifetime)
+        return cached
     row = (
         await session.execute(
-            select(Membership.role, Organization.plan)
+            select(Membership.role, Organization.plan, User.email, User.name)
             .join(Organization, Organization.id == Membership.organization_id)
+            .join(User, User.id == Membership.user_id)
             .where(
                 Membership.user_id == claims.subject,
                 Membership.organization_id == claims.organization_id,
@@ -67,13 +80,18 @@ async def principal_from_access_token(
     ).one_or_none()
     if row is None:
         raise invalid_session("this account is disabled or no longer a member")
-    return Principal(
+    principal = Principal(
         kind="user",
         organization_id=claims.organization_id,
         plan=row.plan,
         role=row.role,
         user_id=claims.subject,
+        email=row.email,
+        name=row.name,
     )
+    runtime.principals.put(cache_key, principal)
+    runtime.principals.put(("jwt", token), principal, max_age=token_lifetime)
+    return principal
 
 
 async def principal_from_api_key(
@@ -81,11 +99,20 @@ async def principal_from_api_key(
 ) -> Principal:
     if not looks_like_api_key(key):
         raise invalid_session("API key is malformed (checksum mismatch)")
+    token_hash = runtime.token_hasher.hash(key)
+    cached: Principal | None = runtime.principals.get(("key", token_hash))
+    if cached is not None:
+        return cached
     row = (
         await session.execute(
-            select(ApiKey, Organization.plan)
+            select(ApiKey, Organization.plan, Membership.role, Membership.disabled_at)
             .join(Organization, Organization.id == ApiKey.organization_id)
-            .where(ApiKey.token_hash == runtime.token_hasher.hash(key))
+            .outerjoin(
+                Membership,
+                (Membership.user_id == ApiKey.created_by_id)
+                & (Membership.organization_id == ApiKey.organization_id),
+            )
+            .where(ApiKey.token_hash == token_hash)
         )
     ).one_or_none()
     now = utcnow()
@@ -94,16 +121,23 @@ async def principal_from_api_key(
     api_key: ApiKey = row.ApiKey
     if api_key.expires_at is not None and api_key.expires_at <= now:
         raise UnauthorizedError("API key has expired", code="session_expired")
+    if row.disabled_at is not None:
+        raise invalid_session("the person who created this API key is disabled")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(
             update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
         )
     scope = max(api_key.scopes, key=policy.SCOPES.index)
-    return Principal(
+    principal = Principal(
         kind="api_key",
         organization_id=api_key.organization_id,
         plan=row.plan,
-        role=policy.SCOPE_ROLE[scope],
+        # A key does what its scope and its creator's current role both allow (docs/roles.md).
+        role=row.role or policy.SCOPE_ROLE[scope],
         api_key_id=api_key.id,
         scope=scope,
     )
+    # Never remembered past the key's own expiry.
+    lifetime = (api_key.expires_at - now).total_seconds() if api_key.expires_at else None
+    runtime.principals.put(("key", token_hash), principal, max_age=lifetime)
+    return principal

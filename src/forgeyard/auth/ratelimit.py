@@ -1,6 +1,8 @@
 """Request-rate and concurrency limits, in memory or in Redis so replicas share them.
 
-Rates use the ``limits`` library's moving window. Concurrency (requests in flight per
+Rates use the ``limits`` library's sliding window counter: two counters per key, so memory
+and Redis traffic stay constant however high a plan's limit (a moving window keeps one entry
+per request). Concurrency (requests in flight per
 organization) is a counter: a dict in one process, INCR/DECR in Redis across replicas.
 """
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class RateLimiter:
             if redis_url
             else MemoryStorage()
         )
-        self._windows = MovingWindowRateLimiter(self._storage)
+        self._windows = SlidingWindowCounterRateLimiter(self._storage)
         self._in_flight: dict[str, int] = {}
         self._redis = None
         if redis_url:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from forgeyard.auth.cache import TtlCache
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.kernel.crypto import SecretBox, TokenHasher
 from forgeyard.kernel.tokens import AccessTokenCodec
@@ -18,6 +20,7 @@ class AuthRuntime:
     token_hasher: TokenHasher
     secret_box: SecretBox
     limiter: RateLimiter
+    principals: TtlCache[Any]  # credential -> Principal; see forgeyard.auth.cache
 
     @classmethod
     def create(cls, settings: Settings, secret_key: str, limiter: RateLimiter) -> AuthRuntime:
@@ -33,4 +36,9 @@ class AuthRuntime:
             token_hasher=TokenHasher(secret_key),
             secret_box=SecretBox(secret_key),
             limiter=limiter,
+            principals=TtlCache(auth.principal_cache_seconds),
         )
+
+    def access_changed(self) -> None:
+        """Someone's role, membership, key or plan changed: forget every cached principal."""
+        self.principals.clear()

@@ -20,7 +20,7 @@ def upgrade(
     """Upgrade the schema (to the newest revision by default)."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = settings.resolved_database_url
     migrations.upgrade(url, revision)
     typer.echo(f"database at revision {migrations.current_revision(url)}")
@@ -30,6 +30,9 @@ def upgrade(
 def current() -> None:
     """Print the schema revision the database is at, and whether it is the newest."""
     settings = get_settings()
+    if not migrations.database_exists(settings.resolved_database_url):
+        typer.echo("empty (no database yet: forgeyard db upgrade creates it)")
+        return
     revision = migrations.current_revision(settings.resolved_database_url)
     head = migrations.head_revision()
     state = "up to date" if revision == head else f"behind head {head}"

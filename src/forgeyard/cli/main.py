@@ -49,7 +49,7 @@ def serve(
         overrides["migrate_on_start"] = migrate
     settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
     configure_logging(settings.log_format, settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.migrate_on_start:
         migrations.upgrade(settings.resolved_database_url)
     host, port = settings.listen_address

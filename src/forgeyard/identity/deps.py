@@ -13,11 +13,11 @@ from forgeyard.kernel.dependencies import DbSession
 from forgeyard.kernel.errors import UnauthorizedError
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def get_mailer(request: Request) -> Mailer:
+async def get_mailer(request: Request) -> Mailer:
     mailer: Mailer = request.app.state.mailer
     return mailer
 

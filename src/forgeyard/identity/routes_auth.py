@@ -121,12 +121,11 @@ async def logout(
 
 
 @router.get("/me")
-async def me(principal: CurrentPrincipal, session: DbSession) -> schemas.MeOut:
+async def me(principal: CurrentPrincipal) -> schemas.MeOut:
+    """Who the credential belongs to, answered from the principal alone: no query."""
     user = None
-    if principal.user_id:
-        user = user_out(
-            await service.get_member(session=session, who=principal, user_id=principal.user_id)
-        )
+    if principal.user_id and principal.email and principal.name is not None:
+        user = schemas.UserRef(id=principal.user_id, email=principal.email, name=principal.name)
     return schemas.MeOut(
         kind=principal.kind,
         organization_id=principal.organization_id,

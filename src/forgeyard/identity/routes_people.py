@@ -81,30 +81,36 @@ async def change_role(
     body: schemas.RoleChangeIn,
     principal: ManageUsers,
     session: DbSession,
+    runtime: Runtime,
     ip: ClientIp,
 ) -> schemas.UserOut:
     member = await service.change_role(
-        session=session, who=principal, user_id=user_id, role=Role(body.role), ip=ip
+        session=session,
+        runtime=runtime,
+        who=principal,
+        user_id=user_id,
+        role=Role(body.role),
+        ip=ip,
     )
     return user_out(member)
 
 
 @router.delete("/users/{user_id}", tags=["users"])
 async def disable_user(
-    user_id: str, principal: ManageUsers, session: DbSession, ip: ClientIp
+    user_id: str, principal: ManageUsers, session: DbSession, runtime: Runtime, ip: ClientIp
 ) -> schemas.UserOut:
     member = await service.set_disabled(
-        session=session, who=principal, user_id=user_id, disabled=True, ip=ip
+        session=session, runtime=runtime, who=principal, user_id=user_id, disabled=True, ip=ip
     )
     return user_out(member)
 
 
 @router.post("/users/{user_id}/enable", tags=["users"])
 async def enable_user(
-    user_id: str, principal: ManageUsers, session: DbSession, ip: ClientIp
+    user_id: str, principal: ManageUsers, session: DbSession, runtime: Runtime, ip: ClientIp
 ) -> schemas.UserOut:
     member = await service.set_disabled(
-        session=session, who=principal, user_id=user_id, disabled=False, ip=ip
+        session=session, runtime=runtime, who=principal, user_id=user_id, disabled=False, ip=ip
     )
     return user_out(member)
 
@@ -125,9 +131,15 @@ async def update_organization(
     body: schemas.OrganizationPatch,
     principal: Annotated[Principal, Depends(require("org:update"))],
     session: DbSession,
+    runtime: Runtime,
 ) -> schemas.OrganizationOut:
     organization = await service.update_organization(
-        session=session, org_id=org_id, who=principal, name=body.name, plan=body.plan
+        session=session,
+        runtime=runtime,
+        org_id=org_id,
+        who=principal,
+        name=body.name,
+        plan=body.plan,
     )
     return schemas.OrganizationOut.model_validate(organization, from_attributes=True)
 
@@ -190,11 +202,13 @@ async def revoke_api_key(
     key_id: str,
     principal: Annotated[Principal, Depends(require("api_keys:manage"))],
     session: DbSession,
+    runtime: Runtime,
     ip: ClientIp,
 ) -> schemas.ApiKeyOut:
-    return api_key_out(
-        await service.revoke_api_key(session=session, who=principal, key_id=key_id, ip=ip)
+    api_key = await service.revoke_api_key(
+        session=session, runtime=runtime, who=principal, key_id=key_id, ip=ip
     )
+    return api_key_out(api_key)
 
 
 @router.get("/audit-log", tags=["audit"])

@@ -165,12 +165,18 @@ class SetupOwnerIn(Strict):
     organization_name: str = Field(min_length=1, max_length=200)
 
 
+class UserRef(BaseModel):
+    id: str
+    email: str
+    name: str
+
+
 class MeOut(BaseModel):
     kind: Literal["user", "api_key"]
     organization_id: str
     role: RoleName
     plan: PlanName
-    user: UserOut | None
+    user: UserRef | None
     api_key_id: str | None
     scope: ScopeName | None
 

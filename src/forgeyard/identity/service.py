@@ -51,13 +51,20 @@ async def get_organization(*, session: AsyncSession, org_id: str, who: Principal
 
 
 async def update_organization(
-    *, session: AsyncSession, org_id: str, who: Principal, name: str | None, plan: str | None
+    *,
+    session: AsyncSession,
+    runtime: AuthRuntime,
+    org_id: str,
+    who: Principal,
+    name: str | None,
+    plan: str | None,
 ) -> Organization:
     organization = await get_organization(session=session, org_id=org_id, who=who)
     if plan is not None and plan != organization.plan:
         if not who.can("org:change_plan"):
             raise ForbiddenError("only an owner may change the plan")
         organization.plan = plan
+        runtime.access_changed()
     if name is not None:
         organization.name = name
     await session.flush()
@@ -149,7 +156,13 @@ async def _guard_owner_change(session: AsyncSession, who: Principal, member: Mem
 
 
 async def change_role(
-    *, session: AsyncSession, who: Principal, user_id: str, role: Role, ip: str | None
+    *,
+    session: AsyncSession,
+    runtime: AuthRuntime,
+    who: Principal,
+    user_id: str,
+    role: Role,
+    ip: str | None,
 ) -> Member:
     member = await get_member(session=session, who=who, user_id=user_id)
     if role == Role.OWNER and not who.can("users:grant_owner"):
@@ -159,6 +172,7 @@ async def change_role(
         previous = member.membership.role
         member.membership.role = role
         await session.flush()
+        runtime.access_changed()
         await audit.record(
             session,
             action="user.role_changed",
@@ -172,7 +186,13 @@ async def change_role(
 
 
 async def set_disabled(
-    *, session: AsyncSession, who: Principal, user_id: str, disabled: bool, ip: str | None
+    *,
+    session: AsyncSession,
+    runtime: AuthRuntime,
+    who: Principal,
+    user_id: str,
+    disabled: bool,
+    ip: str | None,
 ) -> Member:
     member = await get_member(session=session, who=who, user_id=user_id)
     if disabled and member.membership.disabled_at is None:
@@ -185,6 +205,7 @@ async def set_disabled(
     else:
         return member
     await session.flush()
+    runtime.access_changed()
     await audit.record(
         session,
         action="user.disabled" if disabled else "user.enabled",
@@ -310,7 +331,7 @@ async def create_api_key(
 
 
 async def revoke_api_key(
-    *, session: AsyncSession, who: Principal, key_id: str, ip: str | None
+    *, session: AsyncSession, runtime: AuthRuntime, who: Principal, key_id: str, ip: str | None
 ) -> ApiKey:
     api_key = (
         await session.scalar(
@@ -324,6 +345,7 @@ async def revoke_api_key(
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         await session.flush()
+        runtime.access_changed()
         await audit.record(
             session,
             action="api_key.revoked",

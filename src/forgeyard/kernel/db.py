@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event, text
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -97,12 +97,9 @@ def is_sqlite(url: str) -> bool:
 
 
 def configure_sqlite_connection(dbapi_connection: Any, busy_timeout_ms: int) -> None:
-    """WAL for concurrent readers, enforced foreign keys, and explicit transactions.
-
-    The stdlib driver opens transactions implicitly and late, which breaks SAVEPOINT; turning
-    that off and emitting BEGIN ourselves (see :func:`_sqlite_begin`) is SQLAlchemy's
-    documented remedy.
-    """
+    """WAL for concurrent readers, enforced foreign keys, a busy timeout."""
+    # The stdlib driver opens transactions implicitly and late, which breaks SAVEPOINT and
+    # transactional DDL; Forgeyard emits BEGIN itself (see use_sqlite_transactions).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -112,19 +109,31 @@ def configure_sqlite_connection(dbapi_connection: Any, busy_timeout_ms: int) -> 
     cursor.close()
 
 
+def use_sqlite_transactions(sync_engine: Engine, busy_timeout_ms: int) -> None:
+    """Every transaction starts with BEGIN IMMEDIATE, taking SQLite's one write lock up front.
+
+    With a plain (deferred) BEGIN, a transaction that reads and then writes fails at once
+    with "database is locked" when another connection wrote in between; the busy timeout
+    does not apply to that upgrade. Taking the lock at BEGIN makes writers queue for up to
+    the busy timeout instead. The price is one transaction at a time per database, which the
+    embedded default accepts; PostgreSQL is the answer to concurrency.
+    """
+
+    @event.listens_for(sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        configure_sqlite_connection(dbapi_connection, busy_timeout_ms)
+
+    @event.listens_for(sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(url: str, settings: DatabaseSettings | None = None) -> AsyncEngine:
     settings = settings or DatabaseSettings()
     if is_sqlite(url):
         engine = create_async_engine(async_url(url), echo=settings.echo)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-            configure_sqlite_connection(dbapi_connection, settings.sqlite_busy_timeout_ms)
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
-
+        use_sqlite_transactions(engine.sync_engine, settings.sqlite_busy_timeout_ms)
         return engine
     return create_async_engine(
         async_url(url),
@@ -173,12 +182,17 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-            await session.commit()
+            if session.in_transaction():  # a request that never queried has nothing to end
+                await session.commit()
 
     async def ping(self) -> None:
-        """Raise if the database cannot answer a trivial query."""
+        """Raise if the database cannot answer a trivial query.
+
+        Outside any transaction, so a probe never waits behind SQLite's write lock.
+        """
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            probe = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await probe.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -18,7 +18,7 @@ def load_or_create_secret_key(data_dir: Path) -> str:
     fails if the name exists: two processes starting at once agree on one complete key.
     """
     path = data_dir / SECRET_KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         fd, tmp_name = tempfile.mkstemp(dir=data_dir, prefix=".secret-")  # mode 0600
         try:

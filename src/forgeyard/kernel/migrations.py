@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from forgeyard.kernel.db import sync_url
@@ -40,6 +41,14 @@ def downgrade(database_url: str, revision: str) -> None:
 def head_revision() -> str | None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     return script.get_current_head()
+
+
+def database_exists(database_url: str) -> bool:
+    """False for an embedded database whose file is not there yet; servers always exist."""
+    parsed = make_url(sync_url(database_url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return True
+    return Path(parsed.database).exists()
 
 
 def current_revision(database_url: str) -> str | None:

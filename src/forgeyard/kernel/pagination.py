@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+# Past this no list is that long, and databases refuse offsets beyond 64 bits anyway.
+MAX_OFFSET = 1_000_000_000
 
 T = TypeVar("T")
 
@@ -22,11 +24,11 @@ class PageParams:
     offset: int = 0
 
 
-def page_params(
+async def page_params(
     limit: Annotated[
         int, Query(ge=1, description=f"Items per page, 1 or more; above {MAX_LIMIT} is capped.")
     ] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> PageParams:
     return PageParams(limit=min(limit, MAX_LIMIT), offset=offset)
 

@@ -80,10 +80,7 @@ class AccessTokenCodec:
 
     def decode(self, token: str) -> AccessClaims:
         try:
-            header = jwt.get_unverified_header(token)
-            if header.get("typ") != ACCESS_TOKEN_TYPE:
-                raise InvalidTokenError("not an access token")
-            payload = jwt.decode(
+            decoded = jwt.decode_complete(
                 token,
                 self._key,
                 algorithms=[JWT_ALGORITHM],
@@ -95,6 +92,9 @@ class AccessTokenCodec:
             raise ExpiredTokenError("access token has expired") from exc
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(str(exc)) from exc
+        if decoded["header"].get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidTokenError("not an access token")
+        payload = decoded["payload"]
         return AccessClaims(
             subject=str(payload["sub"]),
             organization_id=str(payload["org"]),

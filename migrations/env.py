@@ -24,7 +24,6 @@ def _render_item(kind: str, item: Any, autogen: AutogenContext) -> str | bool:
     """Migrations spell out plain column types, never the application's own type classes:
     a migration must keep working after those classes change or move."""
     if kind == "type" and isinstance(item, TypeDecorator):
-        autogen.imports.add("import sqlalchemy as sa")
         return f"sa.{item.impl!r}"
     return False
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from forgeyard.auth.dependencies import CSRF_COOKIE, SESSION_COOKIE, CurrentPrincipal, Runtime
-from forgeyard.identity import schemas, service, sessions, setup
+from forgeyard.identity import oidc, schemas, service, sessions, setup
 from forgeyard.identity.deps import ClientIp, MailerDep
 from forgeyard.identity.presenters import user_out
 from forgeyard.kernel.crypto import new_token
@@ -86,6 +88,37 @@ async def login(
         password=body.password,
         organization_id=body.organization_id,
         ip=ip,
+    )
+    return _signed_in(response, runtime, issued)
+
+
+@router.get("/oidc/start")
+async def start_oidc(
+    session: DbSession,
+    runtime: Runtime,
+    redirect_uri: Annotated[str, Query(min_length=1, max_length=1000)],
+) -> schemas.OidcStartOut:
+    await setup.require_ready(session=session)
+    url = await oidc.start(
+        session=session, runtime=runtime, purpose="login", redirect_uri=redirect_uri
+    )
+    return schemas.OidcStartOut(authorization_url=url)
+
+
+@router.post("/oidc/callback")
+async def oidc_callback(
+    body: schemas.OidcCallbackIn,
+    response: Response,
+    session: DbSession,
+    runtime: Runtime,
+    ip: ClientIp,
+) -> schemas.TokenPair:
+    await setup.require_ready(session=session)
+    identity = await oidc.finish(
+        session=session, runtime=runtime, purpose="login", code=body.code, state=body.state
+    )
+    issued = await sessions.login_verified(
+        session=session, runtime=runtime, email=identity.email, ip=ip, method="oidc"
     )
     return _signed_in(response, runtime, issued)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from forgeyard.auth.dependencies import Runtime
-from forgeyard.identity import schemas, setup
+from forgeyard.identity import oidc, schemas, setup
 from forgeyard.identity.deps import ClientIp, SetupSessionDep
 from forgeyard.identity.presenters import user_out
 from forgeyard.kernel.dependencies import DbSession
@@ -45,3 +45,49 @@ async def create_owner(body: schemas.SetupOwnerIn, session: DbSession) -> schema
 async def complete_setup(session: DbSession) -> schemas.SetupStatusOut:
     done = await setup.complete(session=session)
     return schemas.SetupStatusOut(state=done.state.value, owner_created=done.owner_created)
+
+
+@router.post("/setup/oidc/configure", dependencies=[SetupSessionDep])
+async def configure_oidc(
+    body: schemas.OidcConfigureIn, session: DbSession, runtime: Runtime
+) -> schemas.OidcProviderOut:
+    await setup.refuse_when_ready(session=session)
+    provider = await oidc.configure(
+        session=session,
+        runtime=runtime,
+        issuer=body.issuer,
+        client_id=body.client_id,
+        client_secret=body.client_secret,
+    )
+    return schemas.OidcProviderOut(
+        id=provider.id, issuer=provider.issuer, client_id=provider.client_id
+    )
+
+
+@router.post("/setup/owner/start-oidc", dependencies=[SetupSessionDep])
+async def start_owner_oidc(
+    body: schemas.OidcStartIn, session: DbSession, runtime: Runtime
+) -> schemas.OidcStartOut:
+    url = await oidc.start(
+        session=session, runtime=runtime, purpose="setup_owner", redirect_uri=body.redirect_uri
+    )
+    return schemas.OidcStartOut(authorization_url=url)
+
+
+@router.post(
+    "/setup/owner/verify-oidc", status_code=status.HTTP_201_CREATED, dependencies=[SetupSessionDep]
+)
+async def verify_owner_oidc(
+    body: schemas.OidcOwnerIn, session: DbSession, runtime: Runtime
+) -> schemas.UserOut:
+    identity = await oidc.finish(
+        session=session, runtime=runtime, purpose="setup_owner", code=body.code, state=body.state
+    )
+    member = await setup.create_owner(
+        session=session,
+        email=identity.email,
+        password=None,
+        name=identity.name,
+        organization_name=body.organization_name,
+    )
+    return user_out(member)

@@ -195,3 +195,32 @@ class MemberOut(BaseModel):
     name: str
     role: RoleName
     disabled: bool
+
+
+class OidcConfigureIn(Strict):
+    issuer: str = Field(min_length=1, max_length=500, description="The provider's issuer URL.")
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: str = Field(min_length=1, max_length=500)
+
+
+class OidcProviderOut(BaseModel):
+    id: str
+    issuer: str
+    client_id: str
+
+
+class OidcStartIn(Strict):
+    redirect_uri: str = Field(min_length=1, max_length=1000)
+
+
+class OidcStartOut(BaseModel):
+    authorization_url: str
+
+
+class OidcCallbackIn(Strict):
+    code: str = Field(min_length=1, max_length=2000)
+    state: str = Field(min_length=1, max_length=200)
+
+
+class OidcOwnerIn(OidcCallbackIn):
+    organization_name: str = Field(min_length=1, max_length=200)

@@ -268,3 +268,26 @@ async def reset_password(
         session, action="auth.password_reset", organization_id=None, actor_id=user.id
     )
     return user
+
+
+async def login_verified(
+    *, session: AsyncSession, runtime: AuthRuntime, email: str, ip: str, method: str
+) -> IssuedSession:
+    """A session for an address a provider vouched for; only existing members get one."""
+    user = await session.scalar(select(User).where(User.email == normalize_email(email)))
+    member = await _member_for_login(session, user, None) if user else None
+    if member is None:
+        raise ForbiddenError(
+            f"no active account for {normalize_email(email)}; ask an admin for an invitation",
+            code="user_not_found",
+        )
+    issued = await start_session(session=session, runtime=runtime, member=member)
+    await audit.record(
+        session,
+        action="auth.login",
+        organization_id=member.membership.organization_id,
+        actor_id=member.user.id,
+        ip_address=ip,
+        details={"method": method},
+    )
+    return issued

@@ -51,7 +51,7 @@ async def status(*, session: AsyncSession) -> SetupStatus:
     return SetupStatus(SetupState(instance.state), instance.owner_user_id is not None)
 
 
-async def _refuse_when_ready(session: AsyncSession) -> InstanceSetup:
+async def refuse_when_ready(*, session: AsyncSession) -> InstanceSetup:
     instance = await _instance(session)
     if instance.state == SetupState.READY:
         raise ConflictError("this instance is already set up", code="already_configured")
@@ -86,7 +86,7 @@ async def verify_bootstrap_token(
     *, session: AsyncSession, runtime: AuthRuntime, token: str, ip: str
 ) -> tuple[str, datetime]:
     """Exchanges the bootstrap token for a setup session token."""
-    await _refuse_when_ready(session)
+    await refuse_when_ready(session=session)
     rate = runtime.settings.auth.bootstrap_failures
     throttle = await runtime.limiter.exceeded(rate, "bootstrap-failures", ip)
     if not throttle.allowed:
@@ -132,7 +132,7 @@ async def _new_setup_session(session: AsyncSession, runtime: AuthRuntime) -> tup
 
 async def check_setup_session(*, session: AsyncSession, runtime: AuthRuntime, token: str) -> None:
     """Accepts a live setup session and slides its expiry forward."""
-    await _refuse_when_ready(session)
+    await refuse_when_ready(session=session)
     stored = await session.scalar(
         select(SetupSession).where(SetupSession.token_hash == runtime.token_hasher.hash(token))
     )
@@ -153,7 +153,7 @@ async def create_owner(
     name: str,
     organization_name: str,
 ) -> Member:
-    instance = await _refuse_when_ready(session)
+    instance = await refuse_when_ready(session=session)
     if instance.owner_user_id is not None:
         raise ConflictError("the owner has already been created", code="invalid_state")
     organization = await create_organization(session=session, name=organization_name)
@@ -178,7 +178,7 @@ async def create_owner(
 
 
 async def complete(*, session: AsyncSession) -> SetupStatus:
-    instance = await _refuse_when_ready(session)
+    instance = await refuse_when_ready(session=session)
     if instance.owner_user_id is None:
         raise ConflictError("create the owner before completing setup", code="invalid_state")
     instance.state = SetupState.READY

@@ -141,3 +141,29 @@ class SetupSession(TimestampMixin, Base):
     id: Mapped[str] = _id("sss")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # slides on every use
+
+
+class IdentityProvider(TimestampMixin, Base):
+    """The instance's OpenID Connect provider (seed 003: one, configured during setup)."""
+
+    __tablename__ = "identity_providers"
+    id: Mapped[str] = _id("idp")
+    kind: Mapped[str] = mapped_column(String(16))  # "oidc"
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(200))
+    client_secret_encrypted: Mapped[str] = mapped_column(String(1000))
+
+
+class AuthRequest(TimestampMixin, Base):
+    """A sign-in sent to the provider and not yet back: state, nonce and PKCE verifier."""
+
+    __tablename__ = "auth_requests"
+    id: Mapped[str] = _id("oar")
+    provider_id: Mapped[str] = _fk("identity_providers.id", "idp")
+    purpose: Mapped[str] = mapped_column(String(16))  # "login" or "setup_owner"
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier_encrypted: Mapped[str] = mapped_column(String(500))
+    redirect_uri: Mapped[str] = mapped_column(String(1000))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -111,6 +111,15 @@ class AuthSettings(BaseModel):
     )
 
 
+class GitHubSettings(BaseModel):
+    client_id: str | None = Field(default=None, description="GitHub OAuth app client id.")
+    client_secret: SecretStr | None = Field(default=None, description="Its client secret.")
+    web_url: str = Field(
+        default="https://github.com", description="Where GitHub's OAuth pages live (GHES: yours)."
+    )
+    api_url: str = Field(default="https://api.github.com", description="GitHub's REST API.")
+
+
 class MailSettings(BaseModel):
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: mail is logged.")
     smtp_port: int = Field(default=587, description="SMTP port.")
@@ -176,6 +185,9 @@ class Settings(BaseSettings):
         default_factory=AuthSettings, description="Sign-in, tokens, setup, rate limits."
     )
     mail: MailSettings = Field(default_factory=MailSettings, description="Outgoing e-mail.")
+    github: GitHubSettings = Field(
+        default_factory=GitHubSettings, description="Sign-in with GitHub (an OAuth app)."
+    )
     http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server limits.")
     db: DatabaseSettings = Field(
         default_factory=DatabaseSettings, description="Database pool and driver tuning."

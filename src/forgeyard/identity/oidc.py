@@ -6,7 +6,6 @@ ID token against the provider's published keys. Errors carry the codes of seed 0
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.kernel.crypto import new_token
 from forgeyard.kernel.db import utcnow
 from forgeyard.kernel.errors import (
     ConflictError,
@@ -106,11 +106,18 @@ async def _require_provider(session: AsyncSession) -> IdentityProvider:
     return provider
 
 
-async def start(
-    *, session: AsyncSession, runtime: AuthRuntime, purpose: str, redirect_uri: str
-) -> str:
-    """The provider's authorization URL for a new sign-in; its state is stored hashed."""
-    provider = await _require_provider(session)
+async def remember(
+    *,
+    session: AsyncSession,
+    runtime: AuthRuntime,
+    purpose: str,
+    state: str,
+    verifier: str,
+    redirect_uri: str,
+    nonce: str = "",
+    provider_id: str | None = None,
+) -> None:
+    """Keeps what the callback will need; refuses once too many sign-ins are pending."""
     pending = await session.scalar(
         select(func.count())
         .select_from(AuthRequest)
@@ -120,24 +127,9 @@ async def start(
         raise RateLimitedError(
             "too many sign-ins are waiting for the provider", code="too_many_pending"
         )
-    metadata = await discover(provider.issuer)
-    state, nonce, verifier = (
-        secrets.token_urlsafe(32),
-        secrets.token_urlsafe(32),
-        secrets.token_urlsafe(64),
-    )
-    client = AsyncOAuth2Client(
-        provider.client_id,
-        redirect_uri=check_redirect_uri(redirect_uri),
-        scope=SCOPES,
-        code_challenge_method="S256",
-    )
-    url, _ = client.create_authorization_url(
-        metadata["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier
-    )
     session.add(
         AuthRequest(
-            provider_id=provider.id,
+            provider_id=provider_id,
             purpose=purpose,
             state_hash=runtime.token_hasher.hash(state),
             nonce=nonce,
@@ -147,13 +139,12 @@ async def start(
         )
     )
     await session.flush()
-    return str(url)
 
 
-async def finish(
-    *, session: AsyncSession, runtime: AuthRuntime, purpose: str, code: str, state: str
-) -> VerifiedIdentity:
-    """Exchanges the code and verifies the ID token; each state is good for one use."""
+async def claim(
+    *, session: AsyncSession, runtime: AuthRuntime, purpose: str, state: str
+) -> AuthRequest:
+    """The pending sign-in ``state`` names; each state is good for one use."""
     request = await session.scalar(
         select(AuthRequest).where(AuthRequest.state_hash == runtime.token_hasher.hash(state))
     )
@@ -164,32 +155,79 @@ async def finish(
     if request.expires_at <= utcnow():
         raise InvalidInputError("the sign-in took too long; start again", code="invalid_state")
     request.completed_at = utcnow()
-    provider = await session.get(IdentityProvider, request.provider_id)
-    assert provider is not None
+    await session.flush()
+    return request
+
+
+async def start(
+    *, session: AsyncSession, runtime: AuthRuntime, purpose: str, redirect_uri: str
+) -> str:
+    """The provider's authorization URL for a new sign-in; its state is stored hashed."""
+    provider = await _require_provider(session)
     metadata = await discover(provider.issuer)
-    tokens = await _exchange(runtime, provider, metadata, request, code)
+    state, nonce, verifier = new_token(), new_token(), new_token(48)
+    client = AsyncOAuth2Client(
+        provider.client_id,
+        redirect_uri=check_redirect_uri(redirect_uri),
+        scope=SCOPES,
+        code_challenge_method="S256",
+    )
+    url, _ = client.create_authorization_url(
+        metadata["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier
+    )
+    await remember(
+        session=session,
+        runtime=runtime,
+        purpose=purpose,
+        state=state,
+        verifier=verifier,
+        redirect_uri=redirect_uri,
+        nonce=nonce,
+        provider_id=provider.id,
+    )
+    return str(url)
+
+
+async def finish(
+    *, session: AsyncSession, runtime: AuthRuntime, purpose: str, code: str, state: str
+) -> VerifiedIdentity:
+    """Exchanges the code and verifies the ID token."""
+    request = await claim(session=session, runtime=runtime, purpose=purpose, state=state)
+    provider = await session.get(IdentityProvider, request.provider_id)
+    if provider is None:
+        raise ConflictError("the provider was removed during sign-in", code="oidc_not_configured")
+    metadata = await discover(provider.issuer)
+    tokens = await exchange_code(
+        runtime,
+        token_url=metadata["token_endpoint"],
+        client_id=provider.client_id,
+        client_secret=runtime.secret_box.decrypt(provider.client_secret_encrypted),
+        request=request,
+        code=code,
+    )
     return await verify_id_token(provider, metadata, tokens, request.nonce)
 
 
-async def _exchange(
+async def exchange_code(
     runtime: AuthRuntime,
-    provider: IdentityProvider,
-    metadata: dict[str, Any],
+    *,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
     request: AuthRequest,
     code: str,
 ) -> dict[str, Any]:
+    """The provider's tokens for ``code``, proven with the request's PKCE verifier."""
     client = AsyncOAuth2Client(
-        provider.client_id,
-        runtime.secret_box.decrypt(provider.client_secret_encrypted),
-        redirect_uri=request.redirect_uri,
-        timeout=HTTP_TIMEOUT,
+        client_id, client_secret, redirect_uri=request.redirect_uri, timeout=HTTP_TIMEOUT
     )
     try:
         async with client:
             token: dict[str, Any] = await client.fetch_token(
-                metadata["token_endpoint"],
+                token_url,
                 code=code,
                 code_verifier=runtime.secret_box.decrypt(request.code_verifier_encrypted),
+                headers={"Accept": "application/json"},
             )
     except Exception as exc:  # Authlib raises OAuthError, httpx errors, or JSON errors
         raise ProviderError(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import RedirectResponse
 
 from forgeyard.auth.dependencies import CSRF_COOKIE, SESSION_COOKIE, CurrentPrincipal, Runtime
-from forgeyard.identity import oidc, schemas, service, sessions, setup
+from forgeyard.identity import github, oidc, schemas, service, sessions, setup
 from forgeyard.identity.deps import ClientIp, MailerDep
 from forgeyard.identity.presenters import user_out
 from forgeyard.kernel.crypto import new_token
@@ -119,6 +120,37 @@ async def oidc_callback(
     )
     issued = await sessions.login_verified(
         session=session, runtime=runtime, email=identity.email, ip=ip, method="oidc"
+    )
+    return _signed_in(response, runtime, issued)
+
+
+@router.get("/github/start", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+async def start_github(
+    session: DbSession,
+    runtime: Runtime,
+    redirect_uri: Annotated[str | None, Query(max_length=1000)] = None,
+) -> RedirectResponse:
+    """Sends the browser to GitHub; it comes back to the callback below by default."""
+    await setup.require_ready(session=session)
+    default = f"{runtime.settings.public_url}/api/v1/auth/github/callback"
+    url = await github.start(session=session, runtime=runtime, redirect_uri=redirect_uri or default)
+    return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+
+@router.get("/github/callback")
+async def github_callback(
+    response: Response,
+    session: DbSession,
+    runtime: Runtime,
+    ip: ClientIp,
+    code: Annotated[str, Query(min_length=1, max_length=2000)],
+    state: Annotated[str, Query(min_length=1, max_length=200)],
+) -> schemas.TokenPair:
+    """Signs in the member whose verified GitHub e-mail matches; sets the cookie session."""
+    await setup.require_ready(session=session)
+    email = await github.finish(session=session, runtime=runtime, code=code, state=state)
+    issued = await sessions.login_verified(
+        session=session, runtime=runtime, email=email, ip=ip, method="github"
     )
     return _signed_in(response, runtime, issued)
 

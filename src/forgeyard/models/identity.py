@@ -159,8 +159,9 @@ class AuthRequest(TimestampMixin, Base):
 
     __tablename__ = "auth_requests"
     id: Mapped[str] = _id("oar")
-    provider_id: Mapped[str] = _fk("identity_providers.id", "idp")
-    purpose: Mapped[str] = mapped_column(String(16))  # "login" or "setup_owner"
+    # None for GitHub, whose endpoints are fixed by configuration rather than discovered.
+    provider_id: Mapped[str | None] = _fk("identity_providers.id", "idp", nullable=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # "login", "setup_owner", "github_login"
     state_hash: Mapped[str] = mapped_column(String(64), unique=True)
     nonce: Mapped[str] = mapped_column(String(100))
     code_verifier_encrypted: Mapped[str] = mapped_column(String(500))

@@ -1,8 +1,8 @@
-"""oidc: identity providers and pending sign-ins
+"""oidc and github: identity providers and pending sign-ins
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-27 20:44:47.136295
+Create Date: 2026-11-27 20:46:17.547925
 """
 
 from collections.abc import Sequence
@@ -31,7 +31,7 @@ def upgrade() -> None:
     op.create_table(
         "auth_requests",
         sa.Column("id", sa.String(length=35), nullable=False),
-        sa.Column("provider_id", sa.String(length=35), nullable=False),
+        sa.Column("provider_id", sa.String(length=35), nullable=True),
         sa.Column("purpose", sa.String(length=16), nullable=False),
         sa.Column("state_hash", sa.String(length=64), nullable=False),
         sa.Column("nonce", sa.String(length=100), nullable=False),

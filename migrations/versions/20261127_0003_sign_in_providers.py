@@ -1,8 +1,8 @@
-"""oidc and github: identity providers and pending sign-ins
+"""sign-in providers, pending sign-ins, sign out everywhere
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-27 20:46:17.547925
+Create Date: 2026-11-27 20:54:03.810266
 """
 
 from collections.abc import Sequence
@@ -55,8 +55,16 @@ def upgrade() -> None:
             batch_op.f("ix_auth_requests_provider_id"), ["provider_id"], unique=False
         )
 
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("sessions_valid_after", sa.DateTime(timezone=True), nullable=True)
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("sessions_valid_after")
+
     with op.batch_alter_table("auth_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_auth_requests_provider_id"))
 

@@ -32,6 +32,8 @@ class Principal:
     scope: str | None = None
     email: str | None = None
     name: str | None = None
+    # The person a key acts for: its creator, whose current role bounds it.
+    on_behalf_of: str | None = None
 
     @property
     def actor_id(self) -> str:
@@ -68,7 +70,9 @@ async def principal_from_access_token(
         return cached
     row = (
         await session.execute(
-            select(Membership.role, Organization.plan, User.email, User.name)
+            select(
+                Membership.role, Organization.plan, User.email, User.name, User.sessions_valid_after
+            )
             .join(Organization, Organization.id == Membership.organization_id)
             .join(User, User.id == Membership.user_id)
             .where(
@@ -80,6 +84,8 @@ async def principal_from_access_token(
     ).one_or_none()
     if row is None:
         raise invalid_session("this account is disabled or no longer a member")
+    if row.sessions_valid_after is not None and claims.issued_at < row.sessions_valid_after:
+        raise invalid_session("this session was signed out (password changed)")
     principal = Principal(
         kind="user",
         organization_id=claims.organization_id,
@@ -136,6 +142,7 @@ async def principal_from_api_key(
         role=row.role or policy.SCOPE_ROLE[scope],
         api_key_id=api_key.id,
         scope=scope,
+        on_behalf_of=api_key.created_by_id,
     )
     # Never remembered past the key's own expiry.
     lifetime = (api_key.expires_at - now).total_seconds() if api_key.expires_at else None

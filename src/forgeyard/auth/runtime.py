@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from forgeyard.auth.cache import TtlCache
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.kernel.crypto import SecretBox, TokenHasher
@@ -39,6 +42,14 @@ class AuthRuntime:
             principals=TtlCache(auth.principal_cache_seconds),
         )
 
-    def access_changed(self) -> None:
-        """Someone's role, membership, key or plan changed: forget every cached principal."""
+    def access_changed(self, session: AsyncSession) -> None:
+        """Someone's role, membership, key or plan changed: forget every cached principal.
+
+        Now, and again once the change is committed, so that a request reading the old row
+        in between cannot keep it cached.
+        """
+        self.principals.clear()
+        event.listen(session.sync_session, "after_commit", self._forget, once=True)
+
+    def _forget(self, _session: Any) -> None:
         self.principals.clear()

@@ -64,7 +64,7 @@ async def update_organization(
         if not who.can("org:change_plan"):
             raise ForbiddenError("only an owner may change the plan")
         organization.plan = plan
-        runtime.access_changed()
+        runtime.access_changed(session)
     if name is not None:
         organization.name = name
     await session.flush()
@@ -132,18 +132,18 @@ async def get_member(*, session: AsyncSession, who: Principal, user_id: str) -> 
 
 
 async def _active_owner_count(session: AsyncSession, org_id: str) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(
-                Membership.organization_id == org_id,
-                Membership.role == Role.OWNER,
-                Membership.disabled_at.is_(None),
-            )
+    # Locking the owners' rows (PostgreSQL) makes two owners demoting each other at the same
+    # moment take turns, so the second sees the first's change. SQLite serialises anyway.
+    owners = await session.scalars(
+        select(Membership.id)
+        .where(
+            Membership.organization_id == org_id,
+            Membership.role == Role.OWNER,
+            Membership.disabled_at.is_(None),
         )
-        or 0
+        .with_for_update()
     )
+    return len(owners.all())
 
 
 async def _guard_owner_change(session: AsyncSession, who: Principal, member: Member) -> None:
@@ -172,7 +172,7 @@ async def change_role(
         previous = member.membership.role
         member.membership.role = role
         await session.flush()
-        runtime.access_changed()
+        runtime.access_changed(session)
         await audit.record(
             session,
             action="user.role_changed",
@@ -205,7 +205,7 @@ async def set_disabled(
     else:
         return member
     await session.flush()
-    runtime.access_changed()
+    runtime.access_changed(session)
     await audit.record(
         session,
         action="user.disabled" if disabled else "user.enabled",
@@ -309,7 +309,8 @@ async def create_api_key(
     key = generate_api_key()
     api_key = ApiKey(
         organization_id=who.organization_id,
-        created_by_id=who.user_id,
+        # A key made with a key acts for the same person, so it is bounded the same way.
+        created_by_id=who.user_id or who.on_behalf_of,
         name=name,
         scopes=sorted(set(scopes), key=policy.SCOPES.index),
         token_hash=runtime.token_hasher.hash(key),
@@ -342,10 +343,12 @@ async def revoke_api_key(
     )
     if api_key is None:
         raise _not_found("API key", key_id)
+    if api_key.created_by_id != (who.user_id or who.on_behalf_of) and not who.can("users:manage"):
+        raise ForbiddenError("only owners and admins may revoke other people's keys")
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         await session.flush()
-        runtime.access_changed()
+        runtime.access_changed(session)
         await audit.record(
             session,
             action="api_key.revoked",

@@ -202,7 +202,7 @@ async def _active_member(session: AsyncSession, user_id: str, org_id: str) -> Me
         )
     ).one_or_none()
     if row is None:
-        raise ForbiddenError("this account is disabled", code="forbidden")
+        raise UnauthorizedError("this account is disabled", code="invalid_session")
     return Member(row.User, row.Membership)
 
 
@@ -220,11 +220,19 @@ async def logout(
         if stored is not None:
             await _revoke_family(session, stored.family_id)
         return
+    await _sign_out_everywhere(session, runtime, user_id)
+
+
+async def _sign_out_everywhere(session: AsyncSession, runtime: AuthRuntime, user_id: str) -> None:
+    """Every refresh token revoked, every access token issued so far refused."""
+    now = utcnow()
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
+    await session.execute(update(User).where(User.id == user_id).values(sessions_valid_after=now))
+    runtime.access_changed(session)
 
 
 async def request_password_reset(
@@ -258,12 +266,8 @@ async def reset_password(
     assert user is not None
     user.password_hash = await asyncio.to_thread(hash_password, password)
     reset.used_at = utcnow()
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
     await session.flush()
+    await _sign_out_everywhere(session, runtime, user.id)
     await audit.record(
         session, action="auth.password_reset", organization_id=None, actor_id=user.id
     )

@@ -56,7 +56,7 @@ class AccessTokenCodec:
         self.lifetime = lifetime
 
     def issue(self, *, subject: str, organization_id: str) -> tuple[str, AccessClaims]:
-        now = utcnow().replace(microsecond=0)
+        now = utcnow()
         claims = AccessClaims(
             subject=subject,
             organization_id=organization_id,
@@ -70,8 +70,10 @@ class AccessTokenCodec:
             "sub": subject,
             "org": organization_id,
             "jti": claims.token_id,
-            "iat": now,
-            "exp": claims.expires_at,
+            # Fractional, so a token issued a moment after "sign out everywhere" is told
+            # apart from one issued a moment before (RFC 7519 NumericDate allows fractions).
+            "iat": now.timestamp(),
+            "exp": int(claims.expires_at.timestamp()),
         }
         token = jwt.encode(
             payload, self._key, algorithm=JWT_ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE}

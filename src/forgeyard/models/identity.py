@@ -56,6 +56,8 @@ class User(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255))  # None: signs in via OIDC
+    # Access tokens issued before this are refused: "sign out everywhere", password resets.
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Membership(TimestampMixin, Base):

@@ -13,11 +13,12 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import policy
 from forgeyard.auth.principals import (
+    Credential,
     Principal,
+    cached_principal,
     principal_from_access_token,
     principal_from_api_key,
 )
@@ -55,20 +56,33 @@ def _check_csrf(request: Request) -> None:
         )
 
 
-async def _resolve(request: Request, session: AsyncSession, runtime: AuthRuntime) -> Principal:
+def _credential(request: Request) -> Credential:
+    """The one credential the request carries; X-API-Key wins over Authorization."""
     api_key = request.headers.get("X-API-Key")
     if api_key:
-        return await principal_from_api_key(session, runtime, api_key)
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential:
-        if credential.startswith(API_KEY_PREFIX):
-            return await principal_from_api_key(session, runtime, credential)
-        return await principal_from_access_token(session, runtime, credential)
+        return Credential("api_key", api_key)
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return Credential("api_key" if value.startswith(API_KEY_PREFIX) else "jwt", value)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         _check_csrf(request)
-        return await principal_from_access_token(session, runtime, cookie)
+        return Credential("jwt", cookie)
     raise UnauthorizedError("authentication required: send a bearer token or an API key")
+
+
+async def _resolve(request: Request, runtime: AuthRuntime) -> Principal:
+    credential = _credential(request)
+    principal = cached_principal(runtime, credential)
+    if principal is not None:
+        return principal
+    # A short transaction of its own, only on a cache miss: it also commits an API key's
+    # last use, whatever becomes of the request.
+    database: Database = request.app.state.database
+    async with database.transaction() as session:
+        if credential.kind == "api_key":
+            return await principal_from_api_key(session, runtime, credential.value)
+        return await principal_from_access_token(session, runtime, credential.value)
 
 
 async def _apply_plan_limits(request: Request, runtime: AuthRuntime, who: Principal) -> None:
@@ -87,11 +101,7 @@ async def _apply_plan_limits(request: Request, runtime: AuthRuntime, who: Princi
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Principal:
-    # Its own short transaction, opened only when the principal cache misses: most requests
-    # authenticate without touching the database. It commits an API key's last use.
-    database: Database = request.app.state.database
-    async with database.transaction() as session:
-        principal = await _resolve(request, session, runtime)
+    principal = await _resolve(request, runtime)
     await _apply_plan_limits(request, runtime, principal)
     concurrency = runtime.settings.auth.plans[principal.plan].concurrent_requests
     slot = f"org:{principal.organization_id}"

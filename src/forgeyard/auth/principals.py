@@ -45,6 +45,22 @@ class Principal:
         return self.scope is None or policy.scope_allows(self.scope, permission)
 
 
+@dataclass(frozen=True, slots=True)
+class Credential:
+    kind: Literal["jwt", "api_key"]
+    value: str
+
+
+def cached_principal(runtime: AuthRuntime, credential: Credential) -> Principal | None:
+    """The principal this exact credential resolved to a moment ago, if still remembered."""
+    if credential.kind == "jwt":
+        key = ("jwt", credential.value)
+    else:
+        key = ("key", runtime.token_hasher.hash(credential.value))
+    principal: Principal | None = runtime.principals.get(key)
+    return principal
+
+
 def invalid_session(message: str = "invalid or revoked credentials") -> UnauthorizedError:
     return UnauthorizedError(message, code="invalid_session")
 

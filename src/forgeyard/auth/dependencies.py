@@ -76,13 +76,12 @@ async def _resolve(request: Request, runtime: AuthRuntime) -> Principal:
     principal = cached_principal(runtime, credential)
     if principal is not None:
         return principal
-    # A short transaction of its own, only on a cache miss: it also commits an API key's
-    # last use, whatever becomes of the request.
+    # Read in short transactions of their own, on a cache miss only; an API key's last use is
+    # committed whatever becomes of the request.
     database: Database = request.app.state.database
-    async with database.transaction() as session:
-        if credential.kind == "api_key":
-            return await principal_from_api_key(session, runtime, credential.value)
-        return await principal_from_access_token(session, runtime, credential.value)
+    if credential.kind == "api_key":
+        return await principal_from_api_key(database, runtime, credential.value)
+    return await principal_from_access_token(database, runtime, credential.value)
 
 
 async def _apply_plan_limits(request: Request, runtime: AuthRuntime, who: Principal) -> None:

@@ -7,11 +7,10 @@ from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import policy
 from forgeyard.auth.runtime import AuthRuntime
-from forgeyard.kernel.db import utcnow
+from forgeyard.kernel.db import Database, utcnow
 from forgeyard.kernel.errors import UnauthorizedError
 from forgeyard.kernel.tokens import ExpiredTokenError, InvalidTokenError, looks_like_api_key
 from forgeyard.models.identity import ApiKey, Membership, Organization, User
@@ -66,7 +65,7 @@ def invalid_session(message: str = "invalid or revoked credentials") -> Unauthor
 
 
 async def principal_from_access_token(
-    session: AsyncSession, runtime: AuthRuntime, token: str
+    database: Database, runtime: AuthRuntime, token: str
 ) -> Principal:
     # The exact token string was verified before: its signature cannot have changed.
     seen: Principal | None = runtime.principals.get(("jwt", token))
@@ -84,20 +83,18 @@ async def principal_from_access_token(
     if cached is not None:
         runtime.principals.put(("jwt", token), cached, max_age=token_lifetime)
         return cached
-    row = (
-        await session.execute(
-            select(
-                Membership.role, Organization.plan, User.email, User.name, User.sessions_valid_after
-            )
-            .join(Organization, Organization.id == Membership.organization_id)
-            .join(User, User.id == Membership.user_id)
-            .where(
-                Membership.user_id == claims.subject,
-                Membership.organization_id == claims.organization_id,
-                Membership.disabled_at.is_(None),
-            )
+    statement = (
+        select(Membership.role, Organization.plan, User.email, User.name, User.sessions_valid_after)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.user_id == claims.subject,
+            Membership.organization_id == claims.organization_id,
+            Membership.disabled_at.is_(None),
         )
-    ).one_or_none()
+    )
+    async with database.transaction(read_only=True) as session:
+        row = (await session.execute(statement)).one_or_none()
     if row is None:
         raise invalid_session("this account is disabled or no longer a member")
     if row.sessions_valid_after is not None and claims.issued_at < row.sessions_valid_after:
@@ -116,27 +113,26 @@ async def principal_from_access_token(
     return principal
 
 
-async def principal_from_api_key(
-    session: AsyncSession, runtime: AuthRuntime, key: str
-) -> Principal:
+async def principal_from_api_key(database: Database, runtime: AuthRuntime, key: str) -> Principal:
     if not looks_like_api_key(key):
         raise invalid_session("API key is malformed (checksum mismatch)")
     token_hash = runtime.token_hasher.hash(key)
     cached: Principal | None = runtime.principals.get(("key", token_hash))
     if cached is not None:
         return cached
-    row = (
-        await session.execute(
-            select(ApiKey, Organization.plan, Membership.role, Membership.disabled_at)
-            .join(Organization, Organization.id == ApiKey.organization_id)
-            .outerjoin(
-                Membership,
-                (Membership.user_id == ApiKey.created_by_id)
-                & (Membership.organization_id == ApiKey.organization_id),
+    async with database.transaction(read_only=True) as session:
+        row = (
+            await session.execute(
+                select(ApiKey, Organization.plan, Membership.role, Membership.disabled_at)
+                .join(Organization, Organization.id == ApiKey.organization_id)
+                .outerjoin(
+                    Membership,
+                    (Membership.user_id == ApiKey.created_by_id)
+                    & (Membership.organization_id == ApiKey.organization_id),
+                )
+                .where(ApiKey.token_hash == token_hash)
             )
-            .where(ApiKey.token_hash == token_hash)
-        )
-    ).one_or_none()
+        ).one_or_none()
     now = utcnow()
     if row is None or row.ApiKey.revoked_at is not None:
         raise invalid_session("API key is not valid or has been revoked")
@@ -146,9 +142,9 @@ async def principal_from_api_key(
     if row.disabled_at is not None:
         raise invalid_session("the person who created this API key is disabled")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-        await session.execute(
-            update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
-        )
+        async with database.transaction() as session:
+            touch = update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+            await session.execute(touch)
     scope = max(api_key.scopes, key=policy.SCOPES.index)
     principal = Principal(
         kind="api_key",

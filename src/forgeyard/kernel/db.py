@@ -109,14 +109,20 @@ def configure_sqlite_connection(dbapi_connection: Any, busy_timeout_ms: int) -> 
     cursor.close()
 
 
+# Execution option of a transaction that only reads: on SQLite it starts with a plain BEGIN,
+# so readers never queue for the write lock.
+READ_ONLY = "forgeyard_read_only"
+
+
 def use_sqlite_transactions(sync_engine: Engine, busy_timeout_ms: int) -> None:
-    """Every transaction starts with BEGIN IMMEDIATE, taking SQLite's one write lock up front.
+    """Every writing transaction starts with BEGIN IMMEDIATE, taking SQLite's write lock first.
 
     With a plain (deferred) BEGIN, a transaction that reads and then writes fails at once
     with "database is locked" when another connection wrote in between; the busy timeout
     does not apply to that upgrade. Taking the lock at BEGIN makes writers queue for up to
     the busy timeout instead. The price is one transaction at a time per database, which the
-    embedded default accepts; PostgreSQL is the answer to concurrency.
+    embedded default accepts; PostgreSQL is the answer to concurrency. Transactions opened
+    with ``read_only=True`` begin deferred and take no lock (WAL readers never block).
     """
 
     @event.listens_for(sync_engine, "connect")
@@ -125,8 +131,10 @@ def use_sqlite_transactions(sync_engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, settings: DatabaseSettings | None = None) -> AsyncEngine:
@@ -167,13 +175,15 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A session whose work is committed if the block succeeds and rolled back if not.
 
         A :class:`ForgeyardError` raised with ``keep_changes=True`` commits instead: the
         refusal is an outcome worth keeping (see the error's docstring).
         """
         async with self.sessionmaker() as session:
+            if read_only:
+                await session.connection(execution_options={READ_ONLY: True})
             try:
                 yield session
             except ForgeyardError as error:

@@ -8,7 +8,9 @@ them within ``ttl_seconds``, which operators can set to 0 to turn caching off.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +21,7 @@ class TtlCache(Generic[T]):
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._entries: dict[tuple[str, ...], tuple[float, T]] = {}
+        self._loading: dict[tuple[str, ...], asyncio.Future[T]] = {}
 
     def get(self, key: tuple[str, ...]) -> T | None:
         entry = self._entries.get(key)
@@ -40,3 +43,28 @@ class TtlCache(Generic[T]):
 
     def clear(self) -> None:
         self._entries.clear()
+
+    async def get_or_load(self, key: tuple[str, ...], load: Callable[[], Awaitable[T]]) -> T:
+        """The cached value, or one load shared by every caller asking at the same moment.
+
+        When an entry expires under load, dozens of requests miss together; without this
+        they would all query the database at once (and on SQLite queue for it).
+        """
+        value = self.get(key)
+        if value is not None:
+            return value
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so a future nobody awaited logs nothing
+            raise
+        finally:
+            del self._loading[key]
+        future.set_result(value)
+        return value

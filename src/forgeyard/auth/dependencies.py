@@ -18,7 +18,7 @@ from forgeyard.auth import policy
 from forgeyard.auth.principals import (
     Credential,
     Principal,
-    cached_principal,
+    cache_key,
     principal_from_access_token,
     principal_from_api_key,
 )
@@ -73,15 +73,19 @@ def _credential(request: Request) -> Credential:
 
 async def _resolve(request: Request, runtime: AuthRuntime) -> Principal:
     credential = _credential(request)
-    principal = cached_principal(runtime, credential)
-    if principal is not None:
-        return principal
-    # Read in short transactions of their own, on a cache miss only; an API key's last use is
-    # committed whatever becomes of the request.
     database: Database = request.app.state.database
-    if credential.kind == "api_key":
-        return await principal_from_api_key(database, runtime, credential.value)
-    return await principal_from_access_token(database, runtime, credential.value)
+
+    async def load() -> Principal:
+        # Short transactions of their own, on a cache miss only; an API key's last use is
+        # committed whatever becomes of the request.
+        if credential.kind == "api_key":
+            return await principal_from_api_key(database, runtime, credential.value)
+        return await principal_from_access_token(database, runtime, credential.value)
+
+    principal: Principal = await runtime.principals.get_or_load(
+        cache_key(runtime, credential), load
+    )
+    return principal
 
 
 async def _apply_plan_limits(request: Request, runtime: AuthRuntime, who: Principal) -> None:

@@ -50,14 +50,11 @@ class Credential:
     value: str
 
 
-def cached_principal(runtime: AuthRuntime, credential: Credential) -> Principal | None:
-    """The principal this exact credential resolved to a moment ago, if still remembered."""
+def cache_key(runtime: AuthRuntime, credential: Credential) -> tuple[str, str]:
+    """Where the principal of this exact credential is remembered."""
     if credential.kind == "jwt":
-        key = ("jwt", credential.value)
-    else:
-        key = ("key", runtime.token_hasher.hash(credential.value))
-    principal: Principal | None = runtime.principals.get(key)
-    return principal
+        return ("jwt", credential.value)
+    return ("key", runtime.token_hasher.hash(credential.value))
 
 
 def invalid_session(message: str = "invalid or revoked credentials") -> UnauthorizedError:

@@ -7,10 +7,10 @@ come from settings so GitHub Enterprise Server works the same way.
 from __future__ import annotations
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.identity.authlib_client import AsyncOAuth2Client
 from forgeyard.identity.oidc import (
     HTTP_TIMEOUT,
     ProviderError,

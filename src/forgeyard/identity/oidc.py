@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -20,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.identity.authlib_client import AsyncOAuth2Client
 from forgeyard.kernel.crypto import new_token
 from forgeyard.kernel.db import utcnow
 from forgeyard.kernel.errors import (

@@ -210,3 +210,23 @@ def test_the_harness_is_not_skipped_silently(tmp_path: Path) -> None:
     from tests.oidc.harness import node_available
 
     assert node_available()
+
+
+async def test_owner_setup_through_oidc_refuses_bad_input(
+    app: FastAPI, database: Database, client: httpx.AsyncClient, provider: Provider
+) -> None:
+    auth = await _setup_session(app, database, client)
+    await _configure(client, auth, provider)
+    bad_uri = await client.post(
+        f"{API}/setup/owner/start-oidc", json={"redirect_uri": "ftp://x/cb"}, headers=auth
+    )
+    assert bad_uri.status_code == 400
+    assert bad_uri.json()["code"] == "invalid_redirect_uri"
+    unknown_state = await client.post(
+        f"{API}/setup/owner/verify-oidc",
+        json={"code": "c", "state": "never-issued", "organization_name": "Acme"},
+        headers=auth,
+    )
+    assert unknown_state.status_code == 400
+    assert unknown_state.json()["code"] == "invalid_state"
+    assert (await client.get(f"{API}/public/setup-status")).json()["owner_created"] is False

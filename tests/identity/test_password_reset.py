@@ -126,3 +126,9 @@ async def test_invitations_are_mailed(
     [message] = await inbox.wait_for(1)
     assert message["To"] == "new@acme.example"
     assert _token(message) == invited.json()["accept_url"].split("token=")[1]
+
+
+async def test_a_reset_request_needs_an_address(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{API}/auth/password/reset", json={"email": "not an address"})
+    assert response.status_code == 400
+    assert response.json()["details"]["fields"][0]["field"] == "body.email"

@@ -41,6 +41,58 @@ class DatabaseSettings(BaseModel):
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
 
 
+class OutboundSettings(BaseModel):
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated host names, addresses or networks (CIDR) that outgoing requests to "
+            "user-given URLs may reach although they are private, loopback or link-local."
+        ),
+    )
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Connect and read timeout of one outgoing request."
+    )
+    max_response_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Most of a response body read and kept, in bytes."
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+
+class JobSettings(BaseModel):
+    workers: int = Field(
+        default=2, ge=0, description="Job workers `forgeyard serve` runs in-process (0: none)."
+    )
+    concurrency: int = Field(
+        default=8, gt=0, description="Jobs one worker runs at once (handlers are async)."
+    )
+    claim_batch: int = Field(
+        default=10, gt=0, description="Most jobs a worker claims in one round trip."
+    )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a claim lasts without a heartbeat."
+    )
+    poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest an idle worker waits before looking for work without a wake-up.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="How long a stopping worker waits for running jobs."
+    )
+    retention_days: int = Field(
+        default=30,
+        gt=0,
+        description="Finished jobs, dispatched events and webhook deliveries older than this "
+        "are deleted by the cleanup job.",
+    )
+
+
 class PlanLimits(BaseModel):
     api_calls_per_minute: int = Field(gt=0, description="Authenticated requests per minute.")
     concurrent_requests: int = Field(gt=0, description="Requests in flight at once.")
@@ -191,6 +243,13 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server limits.")
     db: DatabaseSettings = Field(
         default_factory=DatabaseSettings, description="Database pool and driver tuning."
+    )
+    outbound: OutboundSettings = Field(
+        default_factory=OutboundSettings,
+        description="Requests to user-given URLs (webhooks, registries, forges).",
+    )
+    jobs: JobSettings = Field(
+        default_factory=JobSettings, description="The job engine: workers, leases, retention."
     )
 
     @field_validator("cors_origins", mode="before")

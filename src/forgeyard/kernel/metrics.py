@@ -20,6 +20,19 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )
+JOBS_FINISHED = Counter(
+    "forgeyard_jobs_finished_total",
+    "Job attempts ended, by kind and outcome (succeeded, retried, failed, dead, cancelled, lost).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+JOB_RUN_SECONDS = Histogram(
+    "forgeyard_job_run_seconds",
+    "Time a handler ran, by kind.",
+    ["kind"],
+    buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+    registry=REGISTRY,
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -1,0 +1,157 @@
+"""Wake-ups: "there is new work" and "job X changed", across processes.
+
+Waiters in this process sleep on asyncio events keyed by topic (``jobs`` for new work,
+``job:<id>`` for one job's progress). Other processes reach them through PostgreSQL
+LISTEN/NOTIFY when the database is PostgreSQL (a NOTIFY sent inside a transaction arrives
+only if it commits), or through Redis pub/sub when the database is SQLite and Redis is
+configured. A wake-up is only a hint to look again: nothing is lost when one goes missing,
+because every waiter also looks on its own every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forgeyard.kernel.logging import get_logger
+
+CHANNEL = "forgeyard"
+NEW_WORK = "jobs"
+log = get_logger(__name__)
+
+
+def job_topic(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+class Wakeups:
+    """One per process; :data:`wakeups` is it."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listener: asyncio.Task[None] | None = None
+        self._redis: Any = None
+        self._users = 0
+
+    @contextlib.contextmanager
+    def watch(self, topic: str) -> Any:
+        """An event set whenever ``topic`` is fired; clear it before each wait."""
+        flag = asyncio.Event()
+        self._waiters[topic].add(flag)
+        try:
+            yield flag
+        finally:
+            self._waiters[topic].discard(flag)
+            if not self._waiters[topic]:
+                del self._waiters[topic]
+
+    def fire_local(self, topics: Iterable[str]) -> None:
+        for topic in topics:
+            for flag in self._waiters.get(topic, ()):
+                flag.set()
+
+    async def publish(self, topics: list[str]) -> None:
+        """Tell every process, after a commit the database could not carry a NOTIFY for."""
+        self.fire_local(topics)
+        if self._redis is not None:
+            try:
+                await self._redis.publish(CHANNEL, "\n".join(topics))
+            except Exception as error:  # a lost hint costs a poll interval, not a job
+                log.warning("wakeup_publish_failed", error=str(error))
+
+    async def start(self, database_url: str, redis: Any = None) -> None:
+        """Begin listening to other processes (once per process, however many callers)."""
+        self._users += 1
+        if self._listener is not None:
+            return
+        if make_url(database_url).get_backend_name() == "postgresql":
+            self._listener = asyncio.create_task(self._listen_postgres(database_url))
+        elif redis is not None:
+            self._redis = redis
+            self._listener = asyncio.create_task(self._listen_redis(redis))
+
+    async def stop(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users or self._listener is None:
+            return
+        self._listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._listener
+        self._listener = None
+        self._redis = None
+
+    async def _listen_postgres(self, database_url: str) -> None:
+        import psycopg  # only with the postgres extra
+
+        url = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+        async for connection in _reconnecting(
+            lambda: psycopg.AsyncConnection.connect(url, autocommit=True)
+        ):
+            await connection.execute(f"LISTEN {CHANNEL}")
+            async for note in connection.notifies():
+                self.fire_local(note.payload.split("\n"))
+
+    async def _listen_redis(self, redis: Any) -> None:
+        async def subscribe() -> Any:
+            pubsub = redis.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(CHANNEL)
+            return pubsub
+
+        async for pubsub in _reconnecting(subscribe):
+            async for message in pubsub.listen():
+                data = message["data"]
+                text = data.decode() if isinstance(data, bytes) else str(data)
+                self.fire_local(text.split("\n"))
+
+
+async def _reconnecting(connect: Any) -> AsyncIterator[Any]:
+    """Yield a fresh connection each time the previous one fails, backing off to 5 s."""
+    delay = 0.1
+    while True:
+        try:
+            connection = await connect()
+        except Exception as error:
+            log.warning("wakeup_listener_connect_failed", error=str(error))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        delay = 0.1
+        try:
+            yield connection
+        except Exception as error:
+            log.warning("wakeup_listener_lost", error=str(error))
+        finally:
+            with contextlib.suppress(Exception):
+                await (connection.aclose() if hasattr(connection, "aclose") else connection.close())
+
+
+wakeups = Wakeups()
+
+
+async def notify_on_commit(session: AsyncSession, topics: list[str]) -> None:
+    """Wake the topics' waiters once ``session`` commits, in every process."""
+    if session.bind is not None and session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(CHANNEL, "\n".join(topics))))
+        return
+    pending: set[str] = session.info.setdefault("forgeyard_wakeups", set())
+    if not pending:
+        event.listen(session.sync_session, "after_commit", _publish_pending, once=True)
+    pending.update(topics)
+
+
+def _publish_pending(sync_session: Any) -> None:
+    topics = sorted(sync_session.info.pop("forgeyard_wakeups", set()))
+    if topics:
+        task = asyncio.get_running_loop().create_task(wakeups.publish(topics))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()

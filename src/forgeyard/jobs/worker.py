@@ -1,0 +1,328 @@
+"""The worker loop: claim what fits, run handlers concurrently, report back in batches.
+
+One worker runs up to ``concurrency`` handlers as asyncio tasks. It claims as many jobs as it
+has free slots (up to ``claim_batch`` per round trip), so a claimed job always starts at once;
+finished jobs are marked succeeded in batches by one completer, so a busy worker spends two
+round trips per batch, not two per job. A heartbeat extends the leases of everything it holds
+and brings back cancellation requests; a reaper returns the jobs of workers that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from forgeyard.jobs import events
+from forgeyard.jobs.clock import Clock
+from forgeyard.jobs.context import Cancelled, JobContext, LeaseLost, PermanentError, RetryLater
+from forgeyard.jobs.notify import NEW_WORK, wakeups
+from forgeyard.jobs.registry import TaskSpec, get_task, registered_tasks
+from forgeyard.jobs.store import ClaimedJob, JobStore
+from forgeyard.kernel.db import Database
+from forgeyard.kernel.ids import new_id
+from forgeyard.kernel.logging import get_logger
+from forgeyard.kernel.metrics import JOB_RUN_SECONDS, JOBS_FINISHED
+from forgeyard.models.job import JobStatus, StageStatus
+from forgeyard.settings import JobSettings
+
+log = get_logger(__name__)
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass
+class _Running:
+    context: JobContext
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Worker:
+    database: Database
+    settings: JobSettings = field(default_factory=JobSettings)
+    clock: Clock = field(default_factory=Clock)
+    kinds: list[str] | None = None  # None: every registered kind
+    id: str = field(default_factory=lambda: new_id("wrk"))
+
+    def __post_init__(self) -> None:
+        self.store = JobStore(self.database, self.clock)
+        self._running: dict[str, _Running] = {}
+        self._done: list[tuple[str, int]] = []
+        self._done_flag = asyncio.Event()
+        self._slot_flag = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._completer: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until :meth:`stop` is called, then hand back what could not finish."""
+        specs = self._specs()
+        await self.store.register_worker(
+            worker_id=self.id, kinds=sorted(specs), concurrency=self.settings.concurrency
+        )
+        log.info("worker_started", worker_id=self.id, kinds=len(specs))
+        self._completer = asyncio.create_task(self._complete_forever())
+        background = [
+            asyncio.create_task(self._heartbeat_forever()),
+            asyncio.create_task(self._reap_forever()),
+        ]
+        try:
+            await self._claim_forever(specs)
+        finally:
+            await self._shut_down(background)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _shut_down(self, background: list[asyncio.Task[None]]) -> None:
+        pending = [entry.task for entry in self._running.values() if entry.task]
+        if pending:
+            await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
+        unfinished = [(job_id, entry.context.job.fence) for job_id, entry in self._running.items()]
+        for entry in list(self._running.values()):
+            if entry.task:
+                entry.task.cancel()
+        released = await self.store.release(unfinished)
+        await self._flush_completions()
+        for task in [*background, self._completer]:
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.store.remove_worker(self.id)
+        log.info("worker_stopped", worker_id=self.id, released=released)
+
+    def _specs(self) -> dict[str, TaskSpec]:
+        tasks = registered_tasks()
+        if self.kinds is None:
+            return tasks
+        return {kind: spec for kind, spec in tasks.items() if kind in self.kinds}
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _claim_forever(self, specs: dict[str, TaskSpec]) -> None:
+        open_kinds = [kind for kind, spec in specs.items() if spec.concurrency is None]
+        capped = [spec for spec in specs.values() if spec.concurrency is not None]
+        with wakeups.watch(NEW_WORK) as new_work:
+            while not self._stopping.is_set():
+                free = self.settings.concurrency - len(self._running)
+                if free <= 0:
+                    self._slot_flag.clear()
+                    await self._until(self._slot_flag, self.settings.poll_seconds)
+                    continue
+                new_work.clear()
+                wanted = min(free, self.settings.claim_batch)
+                claimed = await self._claim(open_kinds, capped, wanted)
+                for job in claimed:
+                    self._start(job)
+                if len(claimed) < wanted:
+                    await self._until(new_work, self.settings.poll_seconds)
+
+    async def _claim(
+        self, open_kinds: list[str], capped: list[TaskSpec], wanted: int
+    ) -> list[ClaimedJob]:
+        lease = self.settings.lease_seconds
+        claimed: list[ClaimedJob] = []
+        try:
+            if open_kinds:
+                claimed = await self.store.claim(
+                    worker_id=self.id, kinds=open_kinds, limit=wanted, lease_seconds=lease
+                )
+            for spec in capped:
+                if len(claimed) >= wanted:
+                    break
+                assert spec.concurrency is not None
+                claimed += await self.store.claim_capped(
+                    worker_id=self.id,
+                    kind=spec.kind,
+                    cap=spec.concurrency,
+                    limit=wanted - len(claimed),
+                    lease_seconds=lease,
+                )
+        except Exception as error:  # the database went away: keep the worker, try again later
+            log.warning("claim_failed", worker_id=self.id, error=str(error))
+            await self._until(self._stopping, self.settings.poll_seconds)
+        return claimed
+
+    async def _until(self, flag: asyncio.Event, seconds: float) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        flagged = asyncio.ensure_future(flag.wait())
+        try:
+            await asyncio.wait(
+                {stopping, flagged}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopping.cancel()
+            flagged.cancel()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _start(self, job: ClaimedJob) -> None:
+        context = JobContext(job=job, database=self.database, clock=self.clock)
+        entry = _Running(context)
+        self._running[job.id] = entry
+        entry.task = asyncio.create_task(self._run_job(context))
+
+    async def _run_job(self, context: JobContext) -> None:
+        job = context.job
+        started = time.perf_counter()
+        try:
+            outcome = await self.execute(context)
+        finally:
+            self._running.pop(job.id, None)
+            self._slot_flag.set()
+        JOB_RUN_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
+        JOBS_FINISHED.labels(job.kind, outcome).inc()
+
+    async def execute(self, context: JobContext) -> str:
+        """Run one claimed job's handler and record how it ended; returns the outcome."""
+        job = context.job
+        spec = get_task(job.kind)
+        try:
+            if spec is None:
+                raise PermanentError(f"no handler is registered for {job.kind!r}")
+            await asyncio.wait_for(spec.handler(context), timeout=spec.timeout_seconds)
+        except LeaseLost:
+            log.warning("job_lease_lost", job_id=job.id, kind=job.kind)
+            return "lost"
+        except Cancelled:
+            await context.close_stage(StageStatus.FAILED)
+            await self.store.end(job.id, job.fence, JobStatus.CANCELLED, error="cancelled")
+            return "cancelled"
+        except PermanentError as error:
+            await context.close_stage(StageStatus.FAILED)
+            await self._end(spec, job, JobStatus.FAILED, _describe(error))
+            return "failed"
+        except Exception as error:
+            await context.close_stage(StageStatus.FAILED)
+            return await self._retry_or_bury(spec, job, error)
+        await context.close_stage(StageStatus.SUCCEEDED)
+        if spec.announce:
+            await self._end(spec, job, JobStatus.SUCCEEDED, None)
+        else:
+            self._done.append((job.id, job.fence))
+            self._done_flag.set()
+        return "succeeded"
+
+    async def _retry_or_bury(self, spec: TaskSpec | None, job: ClaimedJob, error: Exception) -> str:
+        message = _describe(error)
+        if job.attempts >= job.max_attempts:
+            await self._end(spec, job, JobStatus.DEAD, message)
+            log.warning("job_dead", job_id=job.id, kind=job.kind, error=message)
+            return "dead"
+        policy = spec.retry if spec else None
+        delay = error.delay_seconds if isinstance(error, RetryLater) else None
+        if delay is None:
+            delay = policy.delay(job.attempts) if policy else 1.0
+        retry_at = self.clock.now() + timedelta(seconds=delay)
+        await self.store.end(job.id, job.fence, JobStatus.QUEUED, error=message, retry_at=retry_at)
+        log.info("job_retry", job_id=job.id, kind=job.kind, attempt=job.attempts, delay=delay)
+        return "retried"
+
+    async def _end(
+        self, spec: TaskSpec | None, job: ClaimedJob, status: JobStatus, error: str | None
+    ) -> None:
+        if spec is None or not spec.announce:
+            await self.store.end(job.id, job.fence, status, error=error)
+            return
+        # The end of an announced job and its event commit together, or not at all.
+        async with self.database.transaction() as session:
+            statement = self.store.end_statement(
+                job.id, job.fence, status, error=error, retry_at=None
+            )
+            if (await session.execute(statement)).first() is None:
+                return
+            name = "job.completed" if status == JobStatus.SUCCEEDED else "job.failed"
+            data: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "status": status}
+            if error:
+                data["error"] = error
+            await events.emit(session, name, data, organization_id=job.organization_id)
+
+    # -- reporting back --------------------------------------------------------------------
+
+    async def _complete_forever(self) -> None:
+        while True:
+            await self._done_flag.wait()
+            await self._flush_completions()
+
+    async def _flush_completions(self) -> None:
+        self._done_flag.clear()
+        batch, self._done = self._done, []
+        if not batch:
+            return
+        try:
+            accepted = await self.store.complete(batch)
+        except Exception as error:  # the leases run out and the reaper will retry them
+            log.warning("complete_failed", worker_id=self.id, jobs=len(batch), error=str(error))
+            return
+        for job_id, _fence in batch:
+            if job_id not in accepted:
+                log.warning("completion_refused", job_id=job_id, reason="claimed by another worker")
+
+    async def _heartbeat_forever(self) -> None:
+        interval = min(self.settings.lease_seconds / 3, 2.0)
+        while True:
+            await asyncio.sleep(interval)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        held = [(job_id, entry.context.job.fence) for job_id, entry in self._running.items()]
+        try:
+            extended = await self.store.heartbeat(
+                worker_id=self.id,
+                held=held,
+                lease_seconds=self.settings.lease_seconds,
+                running=len(held),
+            )
+        except Exception as error:
+            log.warning("heartbeat_failed", worker_id=self.id, error=str(error))
+            return
+        for job_id, _fence in held:
+            entry = self._running.get(job_id)
+            if entry is None:
+                continue
+            if job_id not in extended:
+                entry.context.lease_lost = True
+            elif extended[job_id]:
+                entry.context.cancel_requested = True
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 2 * random.uniform(0.5, 1.0))  # noqa: S311
+            try:
+                reaped = await self.store.reap()
+            except Exception as error:
+                log.warning("reap_failed", error=str(error))
+                continue
+            if reaped:
+                log.info("jobs_reaped", count=reaped)
+
+    # -- for tests and tools ---------------------------------------------------------------
+
+    async def drain(self) -> int:
+        """Run every job that is due now, one batch after another; returns how many ran."""
+        specs = self._specs()
+        open_kinds = [kind for kind, spec in specs.items() if spec.concurrency is None]
+        capped = [spec for spec in specs.values() if spec.concurrency is not None]
+        total = 0
+        while True:
+            await self.store.reap()
+            claimed = await self._claim(open_kinds, capped, self.settings.claim_batch)
+            if not claimed:
+                return total
+            for job in claimed:
+                await self.execute(JobContext(job=job, database=self.database, clock=self.clock))
+            await self._flush_completions()
+            total += len(claimed)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "the handler ran past its time limit"
+    text = f"{type(error).__name__}: {error}"
+    return text[:MAX_ERROR_LENGTH]

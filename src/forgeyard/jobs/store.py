@@ -13,16 +13,15 @@ ten thousand jobs a second the statement count per job is the speed; the rest is
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select, text, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, case, delete, func, insert, select, tuple_, update
 
 from forgeyard.jobs.clock import Clock
+from forgeyard.jobs.fastpath import FastPath, open_fast_path
 from forgeyard.jobs.notify import CHANNEL, job_topic
 from forgeyard.kernel.db import Database
 from forgeyard.models.job import Job, JobStatus, WorkerRecord
@@ -53,58 +52,34 @@ _RETURNING = (
     jobs.c.fence,
 )
 
-_PG_CLAIM = text("""
-UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1,
-    worker_id = :worker, lease_expires_at = :lease, started_at = :now, version = version + 1
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND run_at <= :now AND kind = ANY(:kinds)
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, organization_id, payload, attempts, max_attempts, fence
-""")
-
-# One round trip finishes the batch and tells the followers of each job (on the channel
-# jobs.notify.CHANNEL).
-_PG_COMPLETE = text("""
-WITH done AS (
-    UPDATE jobs SET status = 'succeeded', finished_at = :now, lease_expires_at = NULL,
-        version = version + 1
-    FROM unnest(CAST(:ids AS text[]), CAST(:fences AS integer[])) AS held(id, fence)
-    WHERE jobs.id = held.id AND jobs.fence = held.fence AND jobs.status = 'running'
-    RETURNING jobs.id)
-SELECT array_agg(id), pg_notify('forgeyard', string_agg('job:' || id, E'\\n'))
-FROM done HAVING count(*) > 0
-""")
-
 
 class JobStore:
     def __init__(self, database: Database, clock: Clock | None = None) -> None:
         self.database = database
         self.clock = clock or Clock()
         self.postgres = database.dialect == "postgresql"
+        self._fast: FastPath | None = None
 
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        async with self.database.engine.connect() as connection:
-            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+    @property
+    def fast(self) -> FastPath:
+        if self._fast is None:
+            self._fast = open_fast_path(self.database.engine.url, busy_timeout_ms=5000)
+        return self._fast
+
+    async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
+            self._fast = None
+
+    def _autocommit(self) -> Any:
+        return self.database.autocommit()
 
     async def claim(
         self, *, worker_id: str, kinds: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedJob]:
         now = self.clock.now()
         lease = now + timedelta(seconds=lease_seconds)
-        async with self._autocommit() as connection:
-            if self.postgres:
-                params = {"worker": worker_id, "lease": lease, "now": now}
-                params |= {"kinds": list(kinds), "limit": limit}
-                rows = (await connection.execute(_PG_CLAIM, params)).all()
-            else:
-                rows = (
-                    await connection.execute(
-                        self._claim_statement(worker_id, kinds, limit, now, lease)
-                    )
-                ).all()
+        rows = await self.fast.claim(worker_id, kinds, limit, now, lease)
         return [ClaimedJob(*row) for row in rows]
 
     async def claim_capped(
@@ -157,27 +132,7 @@ class JobStore:
         """Mark jobs succeeded; returns the ids accepted (the others had lost their claim)."""
         if not held:
             return set()
-        now = self.clock.now()
-        async with self._autocommit() as connection:
-            if self.postgres:
-                ids, fences = zip(*held, strict=True)
-                params = {"now": now, "ids": list(ids), "fences": list(fences)}
-                row = (await connection.execute(_PG_COMPLETE, params)).first()
-                return set(row[0]) if row else set()
-            statement = (
-                update(jobs)
-                .where(
-                    tuple_(jobs.c.id, jobs.c.fence).in_(held), jobs.c.status == JobStatus.RUNNING
-                )
-                .values(
-                    status=JobStatus.SUCCEEDED,
-                    finished_at=now,
-                    lease_expires_at=None,
-                    version=jobs.c.version + 1,
-                )
-                .returning(jobs.c.id)
-            )
-            return set((await connection.execute(statement)).scalars())
+        return await self.fast.complete(held, self.clock.now())
 
     def end_statement(
         self,

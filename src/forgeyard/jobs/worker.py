@@ -95,6 +95,7 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.store.remove_worker(self.id)
+        await self.store.close()
         log.info("worker_stopped", worker_id=self.id, released=released)
 
     def _specs(self) -> dict[str, TaskSpec]:
@@ -110,12 +111,13 @@ class Worker:
         capped = [spec for spec in specs.values() if spec.concurrency is not None]
         with wakeups.watch(NEW_WORK) as new_work:
             while not self._stopping.is_set():
+                # Cleared before looking, so a slot freed or work added meanwhile is not missed.
+                self._slot_flag.clear()
+                new_work.clear()
                 free = self.settings.concurrency - len(self._running)
                 if free <= 0:
-                    self._slot_flag.clear()
                     await self._until(self._slot_flag, self.settings.poll_seconds)
                     continue
-                new_work.clear()
                 wanted = min(free, self.settings.claim_batch)
                 claimed = await self._claim(open_kinds, capped, wanted)
                 for job in claimed:
@@ -310,15 +312,19 @@ class Worker:
         open_kinds = [kind for kind, spec in specs.items() if spec.concurrency is None]
         capped = [spec for spec in specs.values() if spec.concurrency is not None]
         total = 0
-        while True:
-            await self.store.reap()
-            claimed = await self._claim(open_kinds, capped, self.settings.claim_batch)
-            if not claimed:
-                return total
-            for job in claimed:
-                await self.execute(JobContext(job=job, database=self.database, clock=self.clock))
-            await self._flush_completions()
-            total += len(claimed)
+        try:
+            while True:
+                await self.store.reap()
+                claimed = await self._claim(open_kinds, capped, self.settings.claim_batch)
+                if not claimed:
+                    return total
+                for job in claimed:
+                    context = JobContext(job=job, database=self.database, clock=self.clock)
+                    await self.execute(context)
+                await self._flush_completions()
+                total += len(claimed)
+        finally:
+            await self.store.close()
 
 
 def _describe(error: BaseException) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -165,6 +166,7 @@ class Database:
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker or make_sessionmaker(engine)
+        self._autocommit_engine: AsyncEngine | None = None
 
     @classmethod
     def from_url(cls, url: str, settings: DatabaseSettings | None = None) -> Database:
@@ -195,6 +197,26 @@ class Database:
             if session.in_transaction():  # a request that never queried has nothing to end
                 await session.commit()
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on which each statement is its own transaction.
+
+        For work made of single atomic statements (the job engine's claims and completions):
+        no BEGIN, COMMIT or reset-on-return round trips, and no liveness ping per checkout.
+        Its pool is separate from the sessions' pool, so it is created on first use.
+        """
+        if self._autocommit_engine is None:
+            self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if not is_sqlite(self.engine.url.render_as_string(hide_password=False)):
+                self._autocommit_engine = create_async_engine(
+                    self.engine.url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=self.engine.pool.size(),  # type: ignore[attr-defined]
+                    pool_reset_on_return=None,
+                )
+        async with self._autocommit_engine.connect() as connection:
+            yield connection
+
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query.
 
@@ -205,4 +227,6 @@ class Database:
             await probe.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._autocommit_engine is not None:
+            await self._autocommit_engine.dispose()
         await self.engine.dispose()

@@ -15,11 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 
 from forgeyard.api import create_app
 from forgeyard.kernel import migrations
 from forgeyard.kernel.db import Database, make_sessionmaker
 from forgeyard.kernel.logging import configure_logging
+from forgeyard.models import metadata
 from forgeyard.settings import Settings
 from tests.databases import BACKENDS, PG_ADMIN_URL, PG_SKIP_REASON, REDIS_URL, scratch_database
 
@@ -114,3 +116,24 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def committed_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second migrated database per backend, for tests whose work must really commit
+    (workers read through connections of their own). Emptied after each test."""
+    with scratch_database(backend, tmp_path_factory.mktemp("committed")) as url:
+        migrations.upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def committed_database(committed_url: str) -> AsyncIterator[Database]:
+    database = Database.from_url(committed_url)
+    try:
+        yield database
+    finally:
+        async with database.transaction() as session:
+            for table in reversed(metadata.sorted_tables):
+                await session.execute(delete(table))
+        await database.dispose()

@@ -38,10 +38,13 @@ def register(kinds: list[str], kind: str, **options: object):  # type: ignore[no
 async def test_a_job_exists_only_if_the_enqueuing_transaction_commits(
     committed_database: Database,
 ) -> None:
-    with pytest.raises(RuntimeError):
+    async def failing_change() -> None:
         async with committed_database.transaction() as session:
             await enqueue(session, "test.nothing")
             raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
     async with committed_database.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Job)) == 0
 
@@ -52,8 +55,10 @@ async def test_the_same_idempotency_key_returns_the_same_job(committed_database:
     async with committed_database.transaction() as session:
         second = await enqueue(session, "test.keyed", idempotency_key="repo-1")
         other_kind = await enqueue(session, "test.other", idempotency_key="repo-1")
-    assert second.id == first.id and not second.created
-    assert other_kind.created and other_kind.id != first.id
+    assert second.id == first.id
+    assert not second.created
+    assert other_kind.created
+    assert other_kind.id != first.id
 
 
 async def test_a_worker_runs_a_job_and_records_its_stages(
@@ -68,11 +73,14 @@ async def test_a_worker_runs_a_job_and_records_its_stages(
     job_id = await add_job(committed_database, "test.staged")
     assert await Worker(committed_database).drain() == 1
     job = await job_row(committed_database, job_id)
-    assert job.status == "succeeded" and job.attempts == 1 and job.finished_at is not None
+    assert job.status == "succeeded"
+    assert job.attempts == 1
+    assert job.finished_at is not None
     async with committed_database.transaction() as session:
         stages = (await session.scalars(select(JobStage).order_by(JobStage.position))).all()
     assert [(s.name, s.status) for s in stages] == [("install", "succeeded"), ("test", "succeeded")]
-    assert stages[0].progress_current == 1 and stages[0].message == "half way"
+    assert stages[0].progress_current == 1
+    assert stages[0].message == "half way"
     assert all(s.finished_at is not None and s.finished_at >= s.started_at for s in stages)
 
 
@@ -100,7 +108,8 @@ async def test_failures_back_off_then_go_dead_after_the_last_attempt(
     assert await worker.drain() == 1
     job = await job_row(committed_database, job_id)
     assert calls == [1, 2, 3]
-    assert job.status == "dead" and "registry unreachable" in (job.last_error or "")
+    assert job.status == "dead"
+    assert "registry unreachable" in (job.last_error or "")
 
 
 async def test_a_permanent_error_fails_the_job_without_retrying(
@@ -173,7 +182,8 @@ async def test_a_late_word_from_a_worker_that_lost_its_claim_is_refused(
     clock.advance(31)
     assert await store.reap() == 1
     (second,) = await store.claim(worker_id="b", kinds=["test.fenced"], limit=1, lease_seconds=30)
-    assert second.fence > first.fence and second.attempts == 2
+    assert second.fence > first.fence
+    assert second.attempts == 2
     stale = [(job_id, first.fence)]
     assert await store.heartbeat(worker_id="a", held=stale, lease_seconds=30, running=1) == {}
     assert await store.complete(stale) == set()
@@ -182,7 +192,9 @@ async def test_a_late_word_from_a_worker_that_lost_its_claim_is_refused(
     assert (await job_row(committed_database, job_id)).status == "succeeded"
 
 
-async def test_a_lease_lost_on_the_last_attempt_buries_the_job(committed_database: Database) -> None:
+async def test_a_lease_lost_on_the_last_attempt_buries_the_job(
+    committed_database: Database,
+) -> None:
     job_id = await add_job(committed_database, "test.lost", max_attempts=1)
     clock = ManualClock()
     store = JobStore(committed_database, clock)
@@ -190,7 +202,8 @@ async def test_a_lease_lost_on_the_last_attempt_buries_the_job(committed_databas
     clock.advance(6)
     await store.reap()
     job = await job_row(committed_database, job_id)
-    assert job.status == "dead" and "lease expired" in (job.last_error or "")
+    assert job.status == "dead"
+    assert "lease expired" in (job.last_error or "")
 
 
 async def test_a_kind_limit_holds_across_workers(
@@ -223,7 +236,8 @@ async def test_a_kind_limit_holds_across_workers(
     for worker in workers:
         worker.stop()
     await asyncio.gather(*runners)
-    assert left == 0 and most == 2
+    assert left == 0
+    assert most == 2
 
 
 async def test_a_stopping_worker_hands_back_what_it_could_not_finish(

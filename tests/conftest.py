@@ -100,7 +100,13 @@ async def database(session_database: Database) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, _env_file=None)
+    # No in-process workers: a test runs the jobs it means to, when it means to.
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        jobs={"workers": 0},  # type: ignore[arg-type]
+        _env_file=None,
+    )
 
 
 @pytest.fixture

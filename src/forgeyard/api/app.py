@@ -19,10 +19,14 @@ from forgeyard.api.middleware import (
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.auth.runtime import AuthRuntime
 from forgeyard.identity.mail import Mailer
+from forgeyard.api.tasks import load_tasks
 from forgeyard.identity.router import router as identity_router
+from forgeyard.jobs.notify import wakeups
+from forgeyard.jobs.pool import WorkerPool
 from forgeyard.kernel.db import Database
 from forgeyard.kernel.keys import instance_secret
 from forgeyard.kernel.redis_client import connect_redis
+from forgeyard.ops.router import router as ops_router
 from forgeyard.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -45,9 +49,23 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             settings.resolved_database_url, settings.db
         )
         app.state.redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        database_url = settings.resolved_database_url
+        await wakeups.start(database_url, app.state.redis)  # live streams hear other processes
+        if settings.jobs.workers:
+            app.state.worker_pool = WorkerPool(
+                app.state.database,
+                database_url,
+                settings.jobs,
+                count=settings.jobs.workers,
+                redis=app.state.redis,
+            )
+            await app.state.worker_pool.start()
         try:
             yield
         finally:
+            if app.state.worker_pool is not None:
+                await app.state.worker_pool.stop()
+            await wakeups.stop()
             await limiter.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
@@ -63,7 +81,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     given = settings.secret_key.get_secret_value() if settings.secret_key else None
     app.state.secret_key = instance_secret(given, settings.data_dir)
-    app.state.worker_pool_running = False  # no workers until the job engine exists
+    app.state.worker_pool = None  # started with the application when settings.jobs.workers
+    load_tasks()
     app.state.schema_current = False  # checked by the readiness probe
     limiter = RateLimiter(settings.redis_url)
     app.state.auth = AuthRuntime.create(settings, app.state.secret_key, limiter)
@@ -87,4 +106,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health.router)
     app.include_router(identity_router, prefix=API_PREFIX)
+    app.include_router(ops_router, prefix=API_PREFIX)
     return app

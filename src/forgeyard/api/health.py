@@ -75,7 +75,8 @@ async def _schema_is_current(request: Request) -> None:
 
 async def _readiness(request: Request) -> Readiness:
     state = request.app.state
-    worker_pool = "running" if state.worker_pool_running else "stopped"
+    pool = state.worker_pool
+    worker_pool = "running" if pool is not None and pool.running else "stopped"
     redis_state = "connected" if state.redis is not None else "not_configured"
     probes = {"database": state.database.ping()}
     if state.redis is not None:

@@ -95,6 +95,12 @@ class RateLimiter:
             return
         await self._redis.decr(f"{self.namespace}:inflight:{key}")
 
+    async def in_flight(self, key: str) -> int:
+        """How many of ``key``'s slots are taken now."""
+        if self._redis is None:
+            return self._in_flight.get(key, 0)
+        return int(await self._redis.get(f"{self.namespace}:inflight:{key}") or 0)
+
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()

@@ -23,3 +23,12 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+
+async def get_database(request: Request) -> Database:
+    """The database itself, for work that outlives one transaction (a live stream)."""
+    database: Database = request.app.state.database
+    return database
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]

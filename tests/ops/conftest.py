@@ -1,0 +1,1 @@
+from tests.identity.conftest import tenants  # noqa: F401  (Acme's people and Globex's owner)

@@ -11,6 +11,7 @@ import uvicorn
 from forgeyard import __version__
 from forgeyard.api import create_app
 from forgeyard.cli import admin, db
+from forgeyard.cli.worker import worker
 from forgeyard.kernel import migrations
 from forgeyard.kernel.logging import configure_logging, get_logger
 from forgeyard.settings import Settings, get_settings
@@ -18,6 +19,7 @@ from forgeyard.settings import Settings, get_settings
 app = typer.Typer(no_args_is_help=True, help="Forgeyard: keep your repositories healthy.")
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
+app.command()(worker)
 log = get_logger("forgeyard.cli")
 
 
@@ -40,13 +42,23 @@ def serve(
             help="Upgrade the schema before serving (default from FORGEYARD_MIGRATE_ON_START).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Job workers to run in this process; 0 leaves jobs to `forgeyard worker` "
+            "(default from FORGEYARD_JOBS__WORKERS, 2).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the API server."""
+    """Run the API server, with job workers beside it unless told otherwise."""
     overrides: dict[str, object] = {}
     if listen is not None:
         overrides["listen"] = listen
     if migrate is not None:
         overrides["migrate_on_start"] = migrate
+    if workers is not None:
+        overrides["jobs"] = {**Settings().jobs.model_dump(), "workers": workers}
     settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
     configure_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -83,6 +83,7 @@ async def dispatch(ctx: JobContext) -> None:
                 organization_id=event.organization_id,
                 idempotency_key=f"{event.id}:{subscriber.name}",
                 priority=10,
+                run_at=ctx.clock.now(),  # the engine's now, which tests may be moving
             )
         await session.execute(
             update(events).where(events.c.id == event.id).values(dispatched_at=utcnow())

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from forgeyard import __version__
 from forgeyard.api import health
 from forgeyard.api.errors import install_error_handlers
+from forgeyard.api.job_handlers import load_tasks
 from forgeyard.api.middleware import (
     BodySizeLimitMiddleware,
     CrashMiddleware,
@@ -19,7 +20,6 @@ from forgeyard.api.middleware import (
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.auth.runtime import AuthRuntime
 from forgeyard.identity.mail import Mailer
-from forgeyard.api.tasks import load_tasks
 from forgeyard.identity.router import router as identity_router
 from forgeyard.jobs.notify import wakeups
 from forgeyard.jobs.pool import WorkerPool

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from forgeyard.api.tasks import load_tasks
+from forgeyard.api.job_handlers import load_tasks
 from forgeyard.jobs.pool import WorkerPool
 from forgeyard.kernel.db import Database
 from forgeyard.kernel.logging import configure_logging, get_logger

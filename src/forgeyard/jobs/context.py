@@ -9,19 +9,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.jobs.clock import Clock
 from forgeyard.jobs.notify import job_topic, notify_on_commit
 from forgeyard.jobs.store import ClaimedJob
-from forgeyard.kernel.db import Database
+from forgeyard.kernel.db import Database, rows_affected
 from forgeyard.models.job import Job, JobStage, JobStatus, StageStatus
 
-jobs = Job.__table__
-stages = JobStage.__table__
+jobs = cast(Table, Job.__table__)
+stages = cast(Table, JobStage.__table__)
 
 
 class JobInterrupted(Exception):  # noqa: N818  (a signal to stop, not a failure)
@@ -149,16 +149,17 @@ class JobContext:
 
     async def _touch_job(self, session: AsyncSession) -> None:
         """Bump the job's version (fenced) so followers look again; refuse if the claim is gone."""
-        touched = await session.execute(
+        touched = await rows_affected(
+            session,
             update(jobs)
             .where(
                 jobs.c.id == self.id,
                 jobs.c.fence == self.job.fence,
                 jobs.c.status == JobStatus.RUNNING,
             )
-            .values(version=jobs.c.version + 1)
+            .values(version=jobs.c.version + 1),
         )
-        if touched.rowcount != 1:
+        if touched != 1:
             self.lease_lost = True
             raise LeaseLost(f"job {self.id} was claimed by another worker")
         await notify_on_commit(session, [job_topic(self.id)])

@@ -9,9 +9,9 @@ retried on its own without holding up the others.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.jobs.context import JobContext, PermanentError
@@ -21,7 +21,7 @@ from forgeyard.kernel.db import utcnow
 from forgeyard.kernel.ids import new_id
 from forgeyard.models.job import Event
 
-events = Event.__table__
+events = cast(Table, Event.__table__)
 DISPATCH = "events.dispatch"
 DELIVER = "events.deliver"
 

@@ -9,20 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.jobs.clock import Clock
 from forgeyard.jobs.notify import NEW_WORK, job_topic, notify_on_commit
 from forgeyard.jobs.registry import get_task
-from forgeyard.kernel.db import utcnow
+from forgeyard.kernel.db import rows_affected, utcnow
 from forgeyard.kernel.ids import new_id
 from forgeyard.models.job import Job, JobStatus
 
-jobs = Job.__table__
+jobs = cast(Table, Job.__table__)
 DEFAULT_MAX_ATTEMPTS = 5
 
 
@@ -134,19 +134,21 @@ async def request_cancel(
     Returns the job's status afterwards, or None if it does not exist.
     """
     now = (clock or Clock()).now()
-    cancelled = await session.execute(
+    cancelled = await rows_affected(
+        session,
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED)
-        .values(status=JobStatus.CANCELLED, finished_at=now, version=jobs.c.version + 1)
+        .values(status=JobStatus.CANCELLED, finished_at=now, version=jobs.c.version + 1),
     )
-    if cancelled.rowcount:
+    if cancelled:
         await notify_on_commit(session, [job_topic(job_id)])
         return JobStatus.CANCELLED
-    asked = await session.execute(
+    asked = await rows_affected(
+        session,
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING)
-        .values(cancel_requested=True, version=jobs.c.version + 1)
+        .values(cancel_requested=True, version=jobs.c.version + 1),
     )
-    if asked.rowcount:
+    if asked:
         await notify_on_commit(session, [job_topic(job_id)])
     return await session.scalar(select(jobs.c.status).where(jobs.c.id == job_id))

@@ -16,18 +16,18 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, and_, case, delete, func, insert, select, tuple_, update
 
 from forgeyard.jobs.clock import Clock
 from forgeyard.jobs.fastpath import FastPath, open_fast_path
 from forgeyard.jobs.notify import CHANNEL, job_topic
-from forgeyard.kernel.db import Database
+from forgeyard.kernel.db import Database, rows_affected
 from forgeyard.models.job import Job, JobStatus, WorkerRecord
 
-jobs = Job.__table__
-workers = WorkerRecord.__table__
+jobs = cast(Table, Job.__table__)
+workers = cast(Table, WorkerRecord.__table__)
 LOST_LEASE = "the worker running it stopped answering (lease expired)"
 
 
@@ -211,7 +211,8 @@ class JobStore:
         if not held:
             return 0
         async with self._autocommit() as connection:
-            result = await connection.execute(
+            result = await rows_affected(
+                connection,
                 update(jobs)
                 .where(
                     tuple_(jobs.c.id, jobs.c.fence).in_(held), jobs.c.status == JobStatus.RUNNING
@@ -223,16 +224,17 @@ class JobStore:
                     lease_expires_at=None,
                     started_at=None,
                     version=jobs.c.version + 1,
-                )
+                ),
             )
-        return result.rowcount
+        return result
 
     async def reap(self) -> int:
         """Put back jobs whose lease ran out, or bury them after their last attempt."""
         now = self.clock.now()
         out_of_attempts = jobs.c.attempts >= jobs.c.max_attempts
         async with self._autocommit() as connection:
-            result = await connection.execute(
+            result = await rows_affected(
+                connection,
                 update(jobs)
                 .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < now)
                 .values(
@@ -243,11 +245,11 @@ class JobStore:
                     lease_expires_at=None,
                     last_error=LOST_LEASE,
                     version=jobs.c.version + 1,
-                )
+                ),
             )
             stale = now - timedelta(minutes=5)
             await connection.execute(delete(workers).where(workers.c.last_heartbeat_at < stale))
-        return result.rowcount
+        return result
 
     async def register_worker(
         self, *, worker_id: str, kinds: Sequence[str], concurrency: int

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import DateTime, MetaData, event, text
-from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.engine import CursorResult, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from forgeyard.kernel.errors import ForgeyardError
@@ -36,6 +37,12 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+async def rows_affected(executor: AsyncSession | AsyncConnection, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and say how many rows it touched."""
+    result = await executor.execute(statement)
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 KEEPALIVE_SECONDS = 15.0
 

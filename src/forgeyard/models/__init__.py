@@ -5,7 +5,7 @@ be imported here.
 """
 
 from forgeyard.kernel.db import Base
-from forgeyard.models import audit, identity, job  # noqa: F401  (registers the tables)
+from forgeyard.models import audit, identity, job, webhook  # noqa: F401  (registers the tables)
 
 metadata = Base.metadata
 

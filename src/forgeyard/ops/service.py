@@ -20,7 +20,7 @@ from forgeyard.auth.principals import Principal
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.jobs import enqueue, request_cancel
 from forgeyard.jobs.notify import job_topic, wakeups
-from forgeyard.kernel.db import Database, utcnow
+from forgeyard.kernel.db import Database, rows_affected, utcnow
 from forgeyard.kernel.errors import ConflictError, NotFoundError
 from forgeyard.kernel.pagination import PageParams
 from forgeyard.kernel.sse import Update
@@ -211,6 +211,6 @@ async def purge_finished(
     if organization_id is not None:
         old_jobs = old_jobs.where(Job.organization_id == organization_id)
         old_events = old_events.where(Event.organization_id == organization_id)
-    jobs_deleted = (await session.execute(old_jobs)).rowcount
-    events_deleted = (await session.execute(old_events)).rowcount
+    jobs_deleted = await rows_affected(session, old_jobs)
+    events_deleted = await rows_affected(session, old_events)
     return {"jobs": jobs_deleted, "events": events_deleted}

@@ -110,3 +110,37 @@ async def test_an_event_of_a_rolled_back_change_reaches_nobody(
         await change_that_fails()
     await run_all(Worker(committed_database))
     assert inboxes == {"audit": [], "flaky": []}
+
+
+async def test_an_announced_job_tells_subscribers_how_it_ended(
+    committed_database: Database, temporary_tasks: list[str]
+) -> None:
+    from forgeyard.jobs import PermanentError, enqueue, task
+
+    heard: list[dict[str, Any]] = []
+
+    @subscriber("listener", events=["job.completed", "job.failed"])
+    async def listener(ctx: JobContext, message: dict[str, Any]) -> None:
+        heard.append(message)
+
+    @task("test.announced.ok", announce=True)
+    async def ok(ctx: JobContext) -> None:
+        return None
+
+    @task("test.announced.bad", announce=True)
+    async def bad(ctx: JobContext) -> None:
+        raise PermanentError("the lock file does not parse")
+
+    temporary_tasks.extend(["listener", "test.announced.ok", "test.announced.bad"])
+    async with committed_database.transaction() as session:
+        good_job = (await enqueue(session, "test.announced.ok")).id
+        bad_job = (await enqueue(session, "test.announced.bad")).id
+    await run_all(Worker(committed_database))
+    by_type = {m["type"]: m["data"] for m in heard}
+    assert by_type["job.completed"] == {
+        "job_id": good_job,
+        "kind": "test.announced.ok",
+        "status": "succeeded",
+    }
+    assert by_type["job.failed"]["job_id"] == bad_job
+    assert "does not parse" in by_type["job.failed"]["error"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
-from bench import http_auth_me, http_healthz
+from bench import http_auth_me, http_healthz, queue
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, Options, Row
 from bench.report import format_table, write_json
@@ -25,7 +25,10 @@ Benchmark = Callable[[Session], list[Row]]
 BENCHMARKS: dict[str, Benchmark] = {
     http_healthz.NAME: http_healthz.run,
     "auth_me": http_auth_me.run,
+    queue.NAME: queue.run,
 }
+# Benchmarks that drive no HTTP server, so need no wrk.
+WITHOUT_WRK = {queue.NAME}
 
 
 def _positive(text: str) -> int:
@@ -38,7 +41,8 @@ def _positive(text: str) -> int:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Drive Forgeyard and a bare Starlette app with wrk; print and save figures.",
+        description="Drive Forgeyard against its baselines (a bare Starlette app with wrk, "
+        "procrastinate's job queue); print and save figures.",
     )
     parser.add_argument(
         "names",
@@ -51,6 +55,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rounds", type=_positive, default=2, help="runs per target, interleaved (default: 2)"
+    )
+    parser.add_argument(
+        "--queue-jobs",
+        type=_positive,
+        default=Options.queue_jobs,
+        help=f"jobs loaded up front per queue throughput run (default: {Options.queue_jobs:,})",
     )
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
@@ -76,11 +86,13 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    options = Options(duration_s=args.duration, rounds=args.rounds)
+    options = Options(duration_s=args.duration, rounds=args.rounds, queue_jobs=args.queue_jobs)
     started = datetime.now(UTC).replace(microsecond=0)
+    names = list(dict.fromkeys(args.names or BENCHMARKS))
     try:
-        wrk = wrk_version()
-        rows = run(list(dict.fromkeys(args.names or BENCHMARKS)), options)
+        needs_wrk = any(name not in WITHOUT_WRK for name in names)
+        wrk = wrk_version() if needs_wrk else "not used"
+        rows = run(names, options)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -18,6 +19,11 @@ class Options:
     warmup_s: int = 2
     threads: int = 2
     connections: int = 64
+    # The queue benchmark: jobs loaded up front for throughput, jobs enqueued one per
+    # transaction for the enqueue rate, and jobs spaced out for enqueue-to-start latency.
+    queue_jobs: int = 10_000
+    queue_enqueues: int = 2_000
+    queue_latency_jobs: int = 300
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,25 @@ class WrkResult:
 
 
 @dataclass(frozen=True)
+class QueueRound:
+    """What one round of the queue benchmark measured for one engine configuration."""
+
+    jobs: int
+    drain_s: float  # from the first job's start until none is left unfinished
+    jobs_per_s: float
+    enqueue_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_samples: int
+
+
+@dataclass(frozen=True)
 class Row:
-    """One line of the report: a benchmark's figure for one target (median of its rounds)."""
+    """One line of the report: a benchmark's figure for one target (median of its rounds).
+
+    ``requests_per_s`` is the main rate, in ``unit`` (requests or jobs a second); the ratio
+    compares it with the row of ``baseline`` measured in the same run.
+    """
 
     benchmark: str
     target: str
@@ -42,4 +65,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     ratio_to_baseline: float | None
-    rounds: list[WrkResult]
+    rounds: Sequence[WrkResult | QueueRound]
+    unit: str = "req/s"
+    baseline: str = "bare Starlette"
+    enqueue_per_s: float | None = None  # the queue benchmark's second rate

@@ -14,18 +14,20 @@ from pathlib import Path
 from bench.model import Options, Row
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-_HEADERS = ("benchmark", "target", "req/s", "p50 ms", "p99 ms", "vs baseline")
+_HEADERS = ("benchmark", "target", "rate", "enqueue/s", "p50 ms", "p99 ms", "vs baseline")
 
 
 def _cells(row: Row) -> tuple[str, ...]:
     ratio = row.ratio_to_baseline
+    enqueue = row.enqueue_per_s
     return (
         row.benchmark,
         row.target,
-        f"{row.requests_per_s:,.0f}",
+        f"{row.requests_per_s:,.0f} {row.unit}",
+        "" if enqueue is None else f"{enqueue:,.0f}",
         f"{row.p50_ms:.2f}",
         f"{row.p99_ms:.2f}",
-        "" if ratio is None else f"{ratio:.2f}x of bare Starlette",
+        "" if ratio is None else f"{ratio:.2f}x of {row.baseline}",
     )
 
 
@@ -33,7 +35,7 @@ def format_table(rows: list[Row]) -> str:
     """Text columns left-aligned, figures right-aligned, widths fitted to the content."""
     lines = [_HEADERS, *(_cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_HEADERS))]
-    numeric = {2, 3, 4}
+    numeric = {2, 3, 4, 5}
 
     def render(line: tuple[str, ...]) -> str:
         cells = (
@@ -62,9 +64,8 @@ def write_json(rows: list[Row], options: Options, started: datetime, wrk: str) -
 
 def _environment(wrk: str) -> dict[str, object]:
     """What makes figures comparable or not between two result files (no host names)."""
-    versions = {
-        name: metadata.version(name) for name in ("forgeyard", "fastapi", "starlette", "uvicorn")
-    }
+    names = ("forgeyard", "fastapi", "starlette", "uvicorn", "psycopg", "procrastinate")
+    versions = {name: _version(name) for name in names}
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -72,6 +73,13 @@ def _environment(wrk: str) -> dict[str, object]:
         "wrk": wrk,
         **versions,
     }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # psycopg and procrastinate are extras
+        return None
 
 
 def _cpu_count() -> int | None:

@@ -1,11 +1,12 @@
-"""The two statements a busy worker runs most, claim and complete, on the bare drivers.
+"""The statement a busy worker runs most, complete-and-claim, on the bare drivers.
 
 Through SQLAlchemy's async layer each statement costs several thread or greenlet hand-offs
 plus pool bookkeeping, which at thousands of jobs a second is most of the time spent. Each
 worker therefore keeps one driver connection of its own: psycopg's async connection on
 PostgreSQL, and on SQLite a stdlib connection living in one thread of its own, so a claim or
-a completion is a single hand-off. Both statements are single atomic UPDATEs in autocommit
-mode; everything else the engine does goes through SQLAlchemy (``store.py``).
+a completion is a single hand-off. Finishing what a worker completed and claiming what it
+has room for travel together, so a busy worker commits once per batch, not twice;
+everything else the engine does goes through SQLAlchemy (``store.py``).
 """
 
 from __future__ import annotations
@@ -24,29 +25,32 @@ from forgeyard.jobs.notify import job_topic, wakeups
 
 ClaimRow = tuple[str, str, str | None, Any, int, int, int]
 
-_PG_CLAIM = """
-UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1,
-    worker_id = %(worker)s, lease_expires_at = %(lease)s, started_at = %(now)s,
-    version = version + 1
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND run_at <= %(now)s AND kind = ANY(%(kinds)s)
-    ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, organization_id, payload, attempts, max_attempts, fence
-"""
-
-# Finishes the batch and, in the same round trip, wakes whoever follows those jobs (the
-# channel is jobs.notify.CHANNEL).
-_PG_COMPLETE = """
+# One statement, one commit: finish what the worker completed, wake whoever follows those
+# jobs (the channel is jobs.notify.CHANNEL), and claim what it has room for. Data-modifying
+# CTEs always run; the SELECT one sending the notification runs because the result uses it.
+_PG_EXCHANGE = """
 WITH done AS (
     UPDATE jobs SET status = 'succeeded', finished_at = %(now)s, lease_expires_at = NULL,
         version = version + 1
     FROM unnest(%(ids)s::text[], %(fences)s::integer[]) AS held(id, fence)
     WHERE jobs.id = held.id AND jobs.fence = held.fence AND jobs.status = 'running'
-    RETURNING jobs.id)
-SELECT array_agg(id), pg_notify('forgeyard', string_agg('job:' || id, E'\\n'))
-FROM done HAVING count(*) > 0
+    RETURNING jobs.id),
+told AS (
+    SELECT pg_notify('forgeyard', string_agg('job:' || id, E'\\n')) AS sent
+    FROM done HAVING count(*) > 0),
+claimed AS (
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1,
+        worker_id = %(worker)s, lease_expires_at = %(lease)s, started_at = %(now)s,
+        version = version + 1
+    WHERE id IN (
+        SELECT id FROM jobs
+        WHERE status = 'queued' AND run_at <= %(now)s AND kind = ANY(%(kinds)s)
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING id, kind, organization_id, payload, attempts, max_attempts, fence)
+SELECT true, id, kind, organization_id, payload, attempts, max_attempts, fence FROM claimed
+UNION ALL SELECT false, id, NULL, NULL, NULL, NULL, NULL, NULL FROM done
+UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM told
 """
 
 _SQLITE_CLAIM = """
@@ -68,12 +72,25 @@ RETURNING id
 """
 
 
-class FastPath(Protocol):
-    async def claim(
-        self, worker: str, kinds: Sequence[str], limit: int, now: datetime, lease: datetime
-    ) -> list[ClaimRow]: ...
+Exchange = tuple[set[str], list[ClaimRow]]
 
-    async def complete(self, held: Sequence[tuple[str, int]], now: datetime) -> set[str]: ...
+
+class FastPath(Protocol):
+    async def exchange(
+        self,
+        worker: str,
+        held: Sequence[tuple[str, int]],
+        kinds: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease: datetime,
+    ) -> Exchange:
+        """Mark ``held`` (id, fence) pairs succeeded and claim up to ``limit`` queued jobs.
+
+        Returns the ids accepted as succeeded (the others had lost their claim) and the rows
+        claimed.
+        """
+        ...
 
     async def close(self) -> None: ...
 
@@ -96,21 +113,34 @@ class PostgresFastPath:
             self._connection = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
         return self._connection
 
-    async def claim(
-        self, worker: str, kinds: Sequence[str], limit: int, now: datetime, lease: datetime
-    ) -> list[ClaimRow]:
+    async def exchange(
+        self,
+        worker: str,
+        held: Sequence[tuple[str, int]],
+        kinds: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease: datetime,
+    ) -> Exchange:
         connection = await self._connect()
-        params = {"worker": worker, "lease": lease, "now": now, "kinds": list(kinds)}
-        cursor = await connection.execute(_PG_CLAIM, params | {"limit": limit})
-        return [tuple(row) for row in await cursor.fetchall()]
-
-    async def complete(self, held: Sequence[tuple[str, int]], now: datetime) -> set[str]:
-        connection = await self._connect()
-        ids = [job_id for job_id, _ in held]
-        fences = [fence for _, fence in held]
-        cursor = await connection.execute(_PG_COMPLETE, {"now": now, "ids": ids, "fences": fences})
-        row = await cursor.fetchone()
-        return set(row[0]) if row else set()
+        params = {
+            "now": now,
+            "ids": [job_id for job_id, _ in held],
+            "fences": [fence for _, fence in held],
+            "worker": worker,
+            "lease": lease,
+            "kinds": list(kinds),
+            "limit": limit,
+        }
+        cursor = await connection.execute(_PG_EXCHANGE, params)
+        accepted: set[str] = set()
+        claimed: list[ClaimRow] = []
+        for was_claimed, *row in await cursor.fetchall():
+            if was_claimed:
+                claimed.append(tuple(row))
+            elif was_claimed is not None:
+                accepted.add(row[0])
+        return accepted, claimed
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -144,27 +174,36 @@ class SqliteFastPath:
     async def _run(self, work: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
-    async def claim(
-        self, worker: str, kinds: Sequence[str], limit: int, now: datetime, lease: datetime
-    ) -> list[ClaimRow]:
-        sql = _SQLITE_CLAIM.format(kinds=", ".join("?" * len(kinds)))
+    async def exchange(
+        self,
+        worker: str,
+        held: Sequence[tuple[str, int]],
+        kinds: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease: datetime,
+    ) -> Exchange:
         stamp = sqlite_timestamp(now)
-        params = [worker, sqlite_timestamp(lease), stamp, stamp, *kinds, limit]
-        rows = await self._run(self._fetch, sql, params)
-        return [(*row[:3], json.loads(row[3]), *row[4:]) for row in rows]
+        statements: list[tuple[str, list[Any]]] = []
+        if held:
+            params: list[Any] = [stamp]
+            for job_id, fence in held:
+                params += [job_id, fence]
+            pairs = ", ".join("(?, ?)" for _ in held)
+            statements.append((_SQLITE_COMPLETE.format(pairs=pairs), params))
+        if limit > 0 and kinds:
+            params = [worker, sqlite_timestamp(lease), stamp, stamp, *kinds, limit]
+            statements.append((_SQLITE_CLAIM.format(kinds=", ".join("?" * len(kinds))), params))
+        results = await self._run(self._fetch_each, statements)
+        accepted = {row[0] for row in results[0]} if held else set()
+        claimed = results[-1] if limit > 0 and kinds else []
+        if accepted:  # SQLite cannot carry a NOTIFY: tell followers here and through Redis
+            await wakeups.publish([job_topic(job_id) for job_id in accepted])
+        return accepted, [(*row[:3], json.loads(row[3]), *row[4:]) for row in claimed]
 
-    async def complete(self, held: Sequence[tuple[str, int]], now: datetime) -> set[str]:
-        sql = _SQLITE_COMPLETE.format(pairs=", ".join("(?, ?)" for _ in held))
-        params: list[Any] = [sqlite_timestamp(now)]
-        for job_id, fence in held:
-            params += [job_id, fence]
-        accepted = {row[0] for row in await self._run(self._fetch, sql, params)}
-        # SQLite cannot carry a NOTIFY: tell followers here and through Redis.
-        await wakeups.publish([job_topic(job_id) for job_id in accepted])
-        return accepted
-
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return self._connect().execute(sql, params).fetchall()
+    def _fetch_each(self, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+        connection = self._connect()
+        return [connection.execute(sql, params).fetchall() for sql, params in statements]
 
     async def close(self) -> None:
         if self._connection is not None:

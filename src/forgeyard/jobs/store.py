@@ -74,13 +74,32 @@ class JobStore:
     def _autocommit(self) -> Any:
         return self.database.autocommit()
 
+    async def exchange(
+        self,
+        *,
+        worker_id: str,
+        held: Sequence[tuple[str, int]],
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[set[str], list[ClaimedJob]]:
+        """Mark ``held`` succeeded and claim up to ``limit`` jobs, in one round trip.
+
+        Returns the ids accepted as succeeded (the others had lost their claim) and the jobs
+        claimed.
+        """
+        now = self.clock.now()
+        lease = now + timedelta(seconds=lease_seconds)
+        accepted, rows = await self.fast.exchange(worker_id, held, kinds, limit, now, lease)
+        return accepted, [ClaimedJob(*row) for row in rows]
+
     async def claim(
         self, *, worker_id: str, kinds: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedJob]:
-        now = self.clock.now()
-        lease = now + timedelta(seconds=lease_seconds)
-        rows = await self.fast.claim(worker_id, kinds, limit, now, lease)
-        return [ClaimedJob(*row) for row in rows]
+        _, claimed = await self.exchange(
+            worker_id=worker_id, held=(), kinds=kinds, limit=limit, lease_seconds=lease_seconds
+        )
+        return claimed
 
     async def claim_capped(
         self, *, worker_id: str, kind: str, cap: int, limit: int, lease_seconds: float
@@ -132,7 +151,10 @@ class JobStore:
         """Mark jobs succeeded; returns the ids accepted (the others had lost their claim)."""
         if not held:
             return set()
-        return await self.fast.complete(held, self.clock.now())
+        accepted, _ = await self.exchange(
+            worker_id="", held=held, kinds=(), limit=0, lease_seconds=0
+        )
+        return accepted
 
     def end_statement(
         self,

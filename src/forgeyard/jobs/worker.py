@@ -51,11 +51,9 @@ class Worker:
     def __post_init__(self) -> None:
         self.store = JobStore(self.database, self.clock)
         self._running: dict[str, _Running] = {}
-        self._done: list[tuple[str, int]] = []
-        self._done_flag = asyncio.Event()
-        self._slot_flag = asyncio.Event()
+        self._done: list[tuple[str, int]] = []  # succeeded, not yet reported
+        self._activity = asyncio.Event()  # a slot was freed or a job finished
         self._stopping = asyncio.Event()
-        self._completer: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -66,13 +64,12 @@ class Worker:
             worker_id=self.id, kinds=sorted(specs), concurrency=self.settings.concurrency
         )
         log.info("worker_started", worker_id=self.id, kinds=len(specs))
-        self._completer = asyncio.create_task(self._complete_forever())
         background = [
             asyncio.create_task(self._heartbeat_forever()),
             asyncio.create_task(self._reap_forever()),
         ]
         try:
-            await self._claim_forever(specs)
+            await self._exchange_forever(specs)
         finally:
             await self._shut_down(background)
 
@@ -88,12 +85,11 @@ class Worker:
             if entry.task:
                 entry.task.cancel()
         released = await self.store.release(unfinished)
-        await self._flush_completions()
-        for task in [*background, self._completer]:
-            if task:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._exchange([], [], 0)
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.store.remove_worker(self.id)
         await self.store.close()
         log.info("worker_stopped", worker_id=self.id, released=released)
@@ -104,37 +100,48 @@ class Worker:
             return tasks
         return {kind: spec for kind, spec in tasks.items() if kind in self.kinds}
 
-    # -- claiming --------------------------------------------------------------------------
+    # -- claiming and reporting back ------------------------------------------------------
 
-    async def _claim_forever(self, specs: dict[str, TaskSpec]) -> None:
+    async def _exchange_forever(self, specs: dict[str, TaskSpec]) -> None:
+        """Report finished jobs and claim new ones, together whenever both are due.
+
+        ``hungry`` means the queue may hold work for us: it turns false when a claim comes
+        back short, and true again on a wake-up or after the poll interval.
+        """
         open_kinds = [kind for kind, spec in specs.items() if spec.concurrency is None]
         capped = [spec for spec in specs.values() if spec.concurrency is not None]
+        hungry = True
         with wakeups.watch(NEW_WORK) as new_work:
             while not self._stopping.is_set():
-                # Cleared before looking, so a slot freed or work added meanwhile is not missed.
-                self._slot_flag.clear()
-                new_work.clear()
+                # Cleared before looking, so what happens meanwhile is not missed.
+                self._activity.clear()
+                if new_work.is_set():
+                    new_work.clear()
+                    hungry = True
                 free = self.settings.concurrency - len(self._running)
-                if free <= 0:
-                    await self._until(self._slot_flag, self.settings.poll_seconds)
+                wanted = min(free, self.settings.claim_batch) if hungry else 0
+                if not wanted and not self._done:
+                    woken = await self._until(
+                        self._activity, new_work, seconds=self._poll_seconds()
+                    )
+                    hungry = hungry or not woken
                     continue
-                wanted = min(free, self.settings.claim_batch)
-                claimed = await self._claim(open_kinds, capped, wanted)
+                claimed = await self._exchange(open_kinds, capped, wanted)
                 for job in claimed:
                     self._start(job)
                 if len(claimed) < wanted:
-                    await self._until(new_work, self.settings.poll_seconds)
+                    hungry = False
 
-    async def _claim(
+    async def _exchange(
         self, open_kinds: list[str], capped: list[TaskSpec], wanted: int
     ) -> list[ClaimedJob]:
+        held, self._done = self._done, []
         lease = self.settings.lease_seconds
         claimed: list[ClaimedJob] = []
         try:
-            if open_kinds:
-                claimed = await self.store.claim(
-                    worker_id=self.id, kinds=open_kinds, limit=wanted, lease_seconds=lease
-                )
+            accepted, claimed = await self.store.exchange(
+                worker_id=self.id, held=held, kinds=open_kinds, limit=wanted, lease_seconds=lease
+            )
             for spec in capped:
                 if len(claimed) >= wanted:
                     break
@@ -147,20 +154,30 @@ class Worker:
                     lease_seconds=lease,
                 )
         except Exception as error:  # the database went away: keep the worker, try again later
-            log.warning("claim_failed", worker_id=self.id, error=str(error))
-            await self._until(self._stopping, self.settings.poll_seconds)
+            log.warning("exchange_failed", worker_id=self.id, error=str(error))
+            self._done = held + self._done
+            await self._until(seconds=self.settings.poll_seconds)
+            return claimed
+        for job_id, _fence in held:
+            if job_id not in accepted:
+                log.warning("completion_refused", job_id=job_id, reason="claimed by another worker")
         return claimed
 
-    async def _until(self, flag: asyncio.Event, seconds: float) -> None:
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        flagged = asyncio.ensure_future(flag.wait())
+    def _poll_seconds(self) -> float:
+        # Jittered, so the workers of a process do not all look at the same moment.
+        return self.settings.poll_seconds * random.uniform(0.5, 1.0)  # noqa: S311
+
+    async def _until(self, *flags: asyncio.Event, seconds: float) -> bool:
+        """Wait for a flag, a stop or the timeout; True when a flag or a stop came first."""
+        waits = {asyncio.ensure_future(flag.wait()) for flag in (*flags, self._stopping)}
         try:
-            await asyncio.wait(
-                {stopping, flagged}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            done, _ = await asyncio.wait(
+                waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            stopping.cancel()
-            flagged.cancel()
+            for waiting in waits:
+                waiting.cancel()
+        return bool(done)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -177,7 +194,7 @@ class Worker:
             outcome = await self.execute(context)
         finally:
             self._running.pop(job.id, None)
-            self._slot_flag.set()
+            self._activity.set()
         JOB_RUN_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
         JOBS_FINISHED.labels(job.kind, outcome).inc()
 
@@ -208,7 +225,6 @@ class Worker:
             await self._end(spec, job, JobStatus.SUCCEEDED, None)
         else:
             self._done.append((job.id, job.fence))
-            self._done_flag.set()
         return "succeeded"
 
     async def _retry_or_bury(self, spec: TaskSpec | None, job: ClaimedJob, error: Exception) -> str:
@@ -245,26 +261,7 @@ class Worker:
                 data["error"] = error
             await events.emit(session, name, data, organization_id=job.organization_id)
 
-    # -- reporting back --------------------------------------------------------------------
-
-    async def _complete_forever(self) -> None:
-        while True:
-            await self._done_flag.wait()
-            await self._flush_completions()
-
-    async def _flush_completions(self) -> None:
-        self._done_flag.clear()
-        batch, self._done = self._done, []
-        if not batch:
-            return
-        try:
-            accepted = await self.store.complete(batch)
-        except Exception as error:  # the leases run out and the reaper will retry them
-            log.warning("complete_failed", worker_id=self.id, jobs=len(batch), error=str(error))
-            return
-        for job_id, _fence in batch:
-            if job_id not in accepted:
-                log.warning("completion_refused", job_id=job_id, reason="claimed by another worker")
+    # -- keeping claims alive -------------------------------------------------------------
 
     async def _heartbeat_forever(self) -> None:
         interval = min(self.settings.lease_seconds / 3, 2.0)
@@ -315,13 +312,12 @@ class Worker:
         try:
             while True:
                 await self.store.reap()
-                claimed = await self._claim(open_kinds, capped, self.settings.claim_batch)
-                if not claimed:
+                claimed = await self._exchange(open_kinds, capped, self.settings.claim_batch)
+                if not claimed:  # that exchange also reported the last batch
                     return total
                 for job in claimed:
                     context = JobContext(job=job, database=self.database, clock=self.clock)
                     await self.execute(context)
-                await self._flush_completions()
                 total += len(claimed)
         finally:
             await self.store.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import typing
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,9 @@ EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "name": "Second",
         "organization_name": "Second",
     },
+    # A global address as a literal: passes the SSRF check at save without DNS.
+    ("POST", "/webhooks"): {"url": "https://93.184.215.14/hook", "events": ["*"]},
+    ("PATCH", "/webhooks/{webhook_id}"): {"description": "policy probe"},
 }
 
 
@@ -226,19 +229,88 @@ async def _create_key(
     return created
 
 
+# Makers of Acme ids for path parameters, keyed by the parameter's name. Each gets the caller's
+# role and the ids made so far for the same path (a delivery belongs to the path's webhook).
+IdMaker = Callable[[httpx.AsyncClient, Tenants, str, dict[str, str]], Awaitable[str]]
+
+
+async def _make_key_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """The caller's own key when the caller may make keys: revoking someone else's key takes
+    more (see test_people_may_revoke_their_own_keys_and_admins_anyones)."""
+    maker = caller if policy.role_allows(caller, "api_keys:manage") else "owner"
+    return str((await _create_key(client, tenants.by_role(maker), "read"))["id"])
+
+
+async def _make_webhook_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    body = EXAMPLE_BODIES[("POST", "/webhooks")]
+    response = await client.post(f"{API}/webhooks", json=body, headers=tenants.owner.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _make_delivery_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    if "webhook_id" not in ids:
+        ids["webhook_id"] = await _make_webhook_id(client, tenants, caller, ids)
+    url = f"{API}/webhooks/{ids['webhook_id']}/test"
+    response = await client.post(url, headers=tenants.owner.headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def _make_job_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """A queued Acme job: a retention cleanup, the one job the API lets anyone start."""
+    response = await client.post(f"{API}/ops/cleanup", headers=tenants.owner.headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def _make_ended_job_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """An Acme job that has ended, so following it streams its end and stops."""
+    job_id = await _make_job_id(client, tenants, caller, ids)
+    response = await client.post(f"{API}/jobs/{job_id}/cancel", headers=tenants.owner.headers)
+    assert response.status_code == 200, response.text
+    return job_id
+
+
+ID_MAKERS: dict[str, IdMaker] = {
+    "key_id": _make_key_id,
+    "webhook_id": _make_webhook_id,
+    "delivery_id": _make_delivery_id,
+    "job_id": _make_job_id,
+}
+# Routes that need a particular kind of thing behind an id.
+ROUTE_ID_MAKERS: dict[tuple[str, str], dict[str, IdMaker]] = {
+    ("GET", "/jobs/{job_id}/progress"): {"job_id": _make_ended_job_id},
+}
+
+
+async def _make_ids(
+    client: httpx.AsyncClient, tenants: Tenants, case: RouteCase, caller: str, ids: dict[str, str]
+) -> dict[str, str]:
+    makers = ID_MAKERS | ROUTE_ID_MAKERS.get((case.method, case.path), {})
+    for name in case.path_params:
+        if name not in ids and name in makers:
+            ids[name] = await makers[name](client, tenants, caller, ids)
+    return ids
+
+
 async def _acme_ids(
     client: httpx.AsyncClient, tenants: Tenants, case: RouteCase, caller: str = "owner"
 ) -> dict[str, str]:
-    """Ids of Acme things for ``case``'s path: the organization, a person, an API key.
-
-    The key is the caller's own when the caller may make keys: revoking someone else's key
-    takes more (see test_people_may_revoke_their_own_keys_and_admins_anyones).
-    """
+    """Ids of Acme things for ``case``'s path: the organization, a person, and what ID_MAKERS
+    makes (an API key, a webhook, a delivery, a job)."""
     ids = {"org_id": tenants.owner.organization_id, "user_id": tenants.viewer.user_id}
-    if "key_id" in case.path_params:
-        maker = caller if policy.role_allows(caller, "api_keys:manage") else "owner"
-        ids["key_id"] = (await _create_key(client, tenants.by_role(maker), "read"))["id"]
-    return ids
+    return await _make_ids(client, tenants, case, caller, ids)
 
 
 def _assert_forbidden(response: httpx.Response, permission: str) -> None:
@@ -372,6 +444,8 @@ async def test_another_organizations_ids_answer_404_and_change_nothing(
         "user_id": [tenants.member.user_id, tenants.viewer.user_id, acme.user_id],
         "key_id": [key["id"]],
     }
+    made = await _make_ids(client, tenants, case, "owner", {k: v[0] for k, v in targets.items()})
+    targets |= {name: [made[name]] for name in made if name not in targets}
     headers = await _attacker_headers(client, tenants, attacker)
     acme_before = await _snapshot(client, acme)
     globex_before = await _snapshot(client, tenants.other_owner)

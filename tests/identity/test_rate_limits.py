@@ -60,15 +60,17 @@ async def test_concurrent_requests_beyond_the_plan_are_refused(
     app: FastAPI, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
     app.state.auth.settings.auth.plans["free"].concurrent_requests = 1
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
 
     @app.get("/_test/slow")
     async def slow(principal: CurrentPrincipal) -> dict[str, str]:
+        entered.set()
         await release.wait()
         return {"org": principal.organization_id}
 
     held = asyncio.create_task(client.get("/_test/slow", headers=tenants.member.headers))
-    await asyncio.sleep(0.05)
+    # The first request holds its slot (and has finished with the shared test connection).
+    await asyncio.wait_for(entered.wait(), 10)
     refused = await client.get(ME, headers=tenants.viewer.headers)
     release.set()
     assert refused.status_code == 429

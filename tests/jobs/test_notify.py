@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from forgeyard.jobs.notify import Wakeups, notify_on_commit
 from forgeyard.kernel.db import Database
@@ -56,13 +55,9 @@ async def test_a_notify_reaches_other_processes_only_once_committed(
 async def test_beside_sqlite_wake_ups_travel_through_redis(listener: Wakeups) -> None:
     assert REDIS_URL is not None
     sender, receiver = Wakeups(), listener
-    sender_redis, receiver_redis = Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)
     try:
-        await sender.start("sqlite:///unused.db", sender_redis)
-        await receiver.start("sqlite:///unused.db", receiver_redis)
+        await sender.start("sqlite:///unused.db", REDIS_URL)
+        await receiver.start("sqlite:///unused.db", REDIS_URL)
         assert await heard(receiver, "jobs", sender.publish(["jobs"]))
     finally:
         await sender.stop()
-        await receiver.stop()
-        await sender_redis.aclose()
-        await receiver_redis.aclose()

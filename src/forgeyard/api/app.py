@@ -28,6 +28,7 @@ from forgeyard.kernel.keys import instance_secret
 from forgeyard.kernel.redis_client import connect_redis
 from forgeyard.ops.router import router as ops_router
 from forgeyard.settings import Settings, get_settings
+from forgeyard.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -50,14 +51,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         )
         app.state.redis = connect_redis(settings.redis_url) if settings.redis_url else None
         database_url = settings.resolved_database_url
-        await wakeups.start(database_url, app.state.redis)  # live streams hear other processes
+        await wakeups.start(database_url, settings.redis_url)  # live streams hear other processes
         if settings.jobs.workers:
             app.state.worker_pool = WorkerPool(
                 app.state.database,
                 database_url,
                 settings.jobs,
                 count=settings.jobs.workers,
-                redis=app.state.redis,
+                redis_url=settings.redis_url,
             )
             await app.state.worker_pool.start()
         try:
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(health.router)
     app.include_router(identity_router, prefix=API_PREFIX)
     app.include_router(ops_router, prefix=API_PREFIX)
+    app.include_router(webhooks_router, prefix=API_PREFIX)
     return app

@@ -11,6 +11,7 @@ import importlib
 TASK_MODULES = (
     "forgeyard.jobs.events",
     "forgeyard.ops.tasks",
+    "forgeyard.webhooks.tasks",
 )
 
 

@@ -12,7 +12,6 @@ from forgeyard.api.job_handlers import load_tasks
 from forgeyard.jobs.pool import WorkerPool
 from forgeyard.kernel.db import Database
 from forgeyard.kernel.logging import configure_logging, get_logger
-from forgeyard.kernel.redis_client import connect_redis
 from forgeyard.settings import Settings
 
 log = get_logger("forgeyard.cli")
@@ -42,8 +41,9 @@ def worker(
 async def _run(settings: Settings, count: int, schedule: bool) -> None:
     url = settings.resolved_database_url
     database = Database.from_url(url, settings.db)
-    redis = connect_redis(settings.redis_url) if settings.redis_url else None
-    pool = WorkerPool(database, url, settings.jobs, count=count, redis=redis, schedule=schedule)
+    pool = WorkerPool(
+        database, url, settings.jobs, count=count, redis_url=settings.redis_url, schedule=schedule
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -54,6 +54,4 @@ async def _run(settings: Settings, count: int, schedule: bool) -> None:
         await stop.wait()
     finally:
         await pool.stop()
-        if redis is not None:
-            await redis.aclose()
         await database.dispose()

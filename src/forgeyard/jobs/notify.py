@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy import event, func, select
@@ -66,16 +66,22 @@ class Wakeups:
             except Exception as error:  # a lost hint costs a poll interval, not a job
                 log.warning("wakeup_publish_failed", error=str(error))
 
-    async def start(self, database_url: str, redis: Any = None) -> None:
-        """Begin listening to other processes (once per process, however many callers)."""
+    async def start(self, database_url: str, redis_url: str | None = None) -> None:
+        """Begin listening to other processes (once per process, however many callers).
+
+        The listener keeps connections of its own, so it outlives whichever caller started
+        it; it stops when the last caller has called :meth:`stop`.
+        """
         self._users += 1
         if self._listener is not None:
             return
         if make_url(database_url).get_backend_name() == "postgresql":
             self._listener = asyncio.create_task(self._listen_postgres(database_url))
-        elif redis is not None:
-            self._redis = redis
-            self._listener = asyncio.create_task(self._listen_redis(redis))
+        elif redis_url is not None:
+            from redis.asyncio import Redis  # only with the redis extra
+
+            self._redis = Redis.from_url(redis_url)
+            self._listener = asyncio.create_task(self._listen_redis(self._redis))
 
     async def stop(self) -> None:
         self._users = max(0, self._users - 1)
@@ -85,51 +91,49 @@ class Wakeups:
         with contextlib.suppress(asyncio.CancelledError):
             await self._listener
         self._listener = None
-        self._redis = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
 
     async def _listen_postgres(self, database_url: str) -> None:
         import psycopg  # only with the postgres extra
 
         url = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-        async for connection in _reconnecting(
-            lambda: psycopg.AsyncConnection.connect(url, autocommit=True)
-        ):
-            await connection.execute(f"LISTEN {CHANNEL}")
-            async for note in connection.notifies():
-                self.fire_local(note.payload.split("\n"))
+
+        async def listen() -> None:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+                await connection.execute(f"LISTEN {CHANNEL}")
+                async for note in connection.notifies():
+                    self.fire_local(note.payload.split("\n"))
+
+        await _keep_listening(listen)
 
     async def _listen_redis(self, redis: Any) -> None:
-        async def subscribe() -> Any:
-            pubsub = redis.pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(CHANNEL)
-            return pubsub
+        async def listen() -> None:
+            async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    data = message["data"]
+                    text = data.decode() if isinstance(data, bytes) else str(data)
+                    self.fire_local(text.split("\n"))
 
-        async for pubsub in _reconnecting(subscribe):
-            async for message in pubsub.listen():
-                data = message["data"]
-                text = data.decode() if isinstance(data, bytes) else str(data)
-                self.fire_local(text.split("\n"))
+        await _keep_listening(listen)
 
 
-async def _reconnecting(connect: Any) -> AsyncIterator[Any]:
-    """Yield a fresh connection each time the previous one fails, backing off to 5 s."""
+async def _keep_listening(listen: Callable[[], Awaitable[None]]) -> None:
+    """Run ``listen`` again whenever its connection fails, backing off up to 5 s.
+
+    Until it is back, waiters still look on their own every poll interval.
+    """
     delay = 0.1
     while True:
         try:
-            connection = await connect()
+            await listen()
+            delay = 0.1
         except Exception as error:
-            log.warning("wakeup_listener_connect_failed", error=str(error))
+            log.warning("wakeup_listener_lost", error=str(error), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-            continue
-        delay = 0.1
-        try:
-            yield connection
-        except Exception as error:
-            log.warning("wakeup_listener_lost", error=str(error))
-        finally:
-            with contextlib.suppress(Exception):
-                await (connection.aclose() if hasattr(connection, "aclose") else connection.close())
 
 
 wakeups = Wakeups()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from forgeyard.jobs.notify import wakeups
 from forgeyard.jobs.scheduler import Scheduler
@@ -22,12 +21,12 @@ class WorkerPool:
         settings: JobSettings,
         *,
         count: int,
-        redis: Any = None,
+        redis_url: str | None = None,
         schedule: bool = True,
     ) -> None:
         self.database = database
         self.database_url = database_url
-        self.redis = redis
+        self.redis_url = redis_url
         self.workers = [Worker(database, settings) for _ in range(count)]
         self.scheduler = Scheduler(database) if schedule else None
         self._stop = asyncio.Event()
@@ -38,7 +37,7 @@ class WorkerPool:
         return bool(self._tasks) and not all(task.done() for task in self._tasks)
 
     async def start(self) -> None:
-        await wakeups.start(self.database_url, self.redis)
+        await wakeups.start(self.database_url, self.redis_url)
         self._tasks = [asyncio.create_task(worker.run()) for worker in self.workers]
         if self.scheduler is not None:
             self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop)))

@@ -19,17 +19,11 @@ from forgeyard.kernel.ids import PrefixedId, new_id
 
 
 class DeliveryStatus(StrEnum):
+    """pending -> succeeded or failed, and no further: every update is guarded by pending."""
+
     PENDING = "pending"  # not sent yet, or waiting for its next retry
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # no attempt will follow
-
-
-# pending -> succeeded or failed; both end the delivery.
-DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.PENDING: frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED}),
-    DeliveryStatus.SUCCEEDED: frozenset(),
-    DeliveryStatus.FAILED: frozenset(),
-}
 
 
 class DeliveryTrigger(StrEnum):

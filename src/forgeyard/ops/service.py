@@ -26,6 +26,7 @@ from forgeyard.kernel.pagination import PageParams
 from forgeyard.kernel.sse import Update
 from forgeyard.models.job import FINISHED, Event, Job, JobStage, JobStatus, WorkerRecord
 from forgeyard.settings import Settings
+from forgeyard.webhooks import service as webhooks
 
 CLEANUP_KIND = "ops.cleanup"
 # A worker that has not reported for this long is shown as gone (its jobs are reaped).
@@ -205,7 +206,8 @@ async def request_cleanup(*, session: AsyncSession, who: Principal, retention_da
 async def purge_finished(
     *, session: AsyncSession, before: datetime, organization_id: str | None
 ) -> dict[str, int]:
-    """Delete jobs that ended and events that were dispatched before ``before``."""
+    """Delete jobs that ended, events dispatched and webhook deliveries finished before
+    ``before``."""
     old_jobs = delete(Job).where(Job.status.in_(list(FINISHED)), Job.finished_at < before)
     old_events = delete(Event).where(Event.dispatched_at.is_not(None), Event.created_at < before)
     if organization_id is not None:
@@ -213,4 +215,7 @@ async def purge_finished(
         old_events = old_events.where(Event.organization_id == organization_id)
     jobs_deleted = await rows_affected(session, old_jobs)
     events_deleted = await rows_affected(session, old_events)
-    return {"jobs": jobs_deleted, "events": events_deleted}
+    deliveries_deleted = await webhooks.purge_deliveries(
+        session=session, before=before, organization_id=organization_id
+    )
+    return {"jobs": jobs_deleted, "events": events_deleted, "deliveries": deliveries_deleted}

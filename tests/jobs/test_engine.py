@@ -14,7 +14,7 @@ from forgeyard.jobs.queue import enqueue_many
 from forgeyard.jobs.store import JobStore
 from forgeyard.jobs.worker import Worker
 from forgeyard.kernel.db import Database
-from forgeyard.models.job import Job, JobStage
+from forgeyard.models.job import Job, JobStage, JobStatus
 from forgeyard.settings import JobSettings
 
 
@@ -290,3 +290,28 @@ async def test_bad_options_are_refused(committed_database: Database) -> None:
         await add_job(committed_database, "test.bad", max_attempts=-1)
     with pytest.raises(ValueError, match="max_attempts"):
         task("test.bad", max_attempts=0)
+
+
+@pytest.mark.parametrize("way_back", ["retry", "lost lease", "handed back"])
+async def test_a_job_cancelled_while_running_never_goes_back_to_the_queue(
+    committed_database: Database, way_back: str
+) -> None:
+    job_id = await add_job(committed_database, "test.cancel_then_retry")
+    clock = ManualClock()
+    store = JobStore(committed_database, clock)
+    (claimed,) = await store.claim(
+        worker_id="a", kinds=["test.cancel_then_retry"], limit=1, lease_seconds=30
+    )
+    async with committed_database.transaction() as session:
+        assert await request_cancel(session, job_id) == "running"
+    if way_back == "retry":
+        await store.end(job_id, claimed.fence, JobStatus.QUEUED, error="flaky")
+    elif way_back == "lost lease":
+        clock.advance(31)
+        await store.reap()
+    else:
+        await store.release([(job_id, claimed.fence)])
+    await store.close()
+    job = await job_row(committed_database, job_id)
+    assert job.status == "cancelled"
+    assert job.finished_at is not None

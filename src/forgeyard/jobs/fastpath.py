@@ -12,6 +12,7 @@ everything else the engine does goes through SQLAlchemy (``store.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -160,6 +161,7 @@ class SqliteFastPath:
         # One thread owns the connection; every call is a single hand-off to it.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeyard-claims")
         self._connection: sqlite3.Connection | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -194,16 +196,34 @@ class SqliteFastPath:
         if limit > 0 and kinds:
             params = [worker, sqlite_timestamp(lease), stamp, stamp, *kinds, limit]
             statements.append((_SQLITE_CLAIM.format(kinds=", ".join("?" * len(kinds))), params))
-        results = await self._run(self._fetch_each, statements)
+        results = await self._run(self._in_one_transaction, statements)
         accepted = {row[0] for row in results[0]} if held else set()
         claimed = results[-1] if limit > 0 and kinds else []
         if accepted:  # SQLite cannot carry a NOTIFY: tell followers here and through Redis
-            await wakeups.publish([job_topic(job_id) for job_id in accepted])
+            self._tell([job_topic(job_id) for job_id in accepted])
         return accepted, [(*row[:3], json.loads(row[3]), *row[4:]) for row in claimed]
 
-    def _fetch_each(self, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+    def _in_one_transaction(self, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
         connection = self._connect()
-        return [connection.execute(sql, params).fetchall() for sql, params in statements]
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            results = [connection.execute(sql, params).fetchall() for sql, params in statements]
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return results
+
+    def _tell(self, topics: list[str]) -> None:
+        """Publish in the background: a slow Redis must not hold up claiming."""
+
+        async def publish() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeups.publish(topics), timeout=1.0)
+
+        task = asyncio.get_running_loop().create_task(publish())
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from forgeyard.jobs.notify import wakeups
 from forgeyard.jobs.scheduler import Scheduler
@@ -46,8 +45,7 @@ class WorkerPool:
         self._stop.set()
         for worker in self.workers:
             worker.stop()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Every worker gets to stop, whatever another one raised.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await wakeups.stop()

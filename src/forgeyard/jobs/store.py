@@ -29,6 +29,7 @@ from forgeyard.models.job import Job, JobStatus, WorkerRecord
 jobs = cast(Table, Job.__table__)
 workers = cast(Table, WorkerRecord.__table__)
 LOST_LEASE = "the worker running it stopped answering (lease expired)"
+_CANCEL_ASKED = jobs.c.cancel_requested.is_(True)
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,14 @@ class JobStore:
             "worker_id": None,
             "version": jobs.c.version + 1,
         }
+        now = self.clock.now()
         if status == JobStatus.QUEUED:
-            values["run_at"] = retry_at or self.clock.now()
+            # Going back to the queue after cancellation was asked for ends the job instead.
+            values["run_at"] = retry_at or now
+            values["status"] = case((_CANCEL_ASKED, JobStatus.CANCELLED), else_=JobStatus.QUEUED)
+            values["finished_at"] = case((_CANCEL_ASKED, now), else_=None)
         else:
-            values["finished_at"] = self.clock.now()
+            values["finished_at"] = now
         return (
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.fence == fence, jobs.c.status == JobStatus.RUNNING)
@@ -240,7 +245,8 @@ class JobStore:
                     tuple_(jobs.c.id, jobs.c.fence).in_(held), jobs.c.status == JobStatus.RUNNING
                 )
                 .values(
-                    status=JobStatus.QUEUED,
+                    status=case((_CANCEL_ASKED, JobStatus.CANCELLED), else_=JobStatus.QUEUED),
+                    finished_at=case((_CANCEL_ASKED, self.clock.now()), else_=None),
                     attempts=jobs.c.attempts - 1,
                     worker_id=None,
                     lease_expires_at=None,
@@ -260,8 +266,12 @@ class JobStore:
                 update(jobs)
                 .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < now)
                 .values(
-                    status=case((out_of_attempts, JobStatus.DEAD), else_=JobStatus.QUEUED),
-                    finished_at=case((out_of_attempts, now), else_=None),
+                    status=case(
+                        (_CANCEL_ASKED, JobStatus.CANCELLED),
+                        (out_of_attempts, JobStatus.DEAD),
+                        else_=JobStatus.QUEUED,
+                    ),
+                    finished_at=case((_CANCEL_ASKED | out_of_attempts, now), else_=None),
                     run_at=now,
                     worker_id=None,
                     lease_expires_at=None,

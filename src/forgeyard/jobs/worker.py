@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -77,21 +78,34 @@ class Worker:
         self._stopping.set()
 
     async def _shut_down(self, background: list[asyncio.Task[None]]) -> None:
-        pending = [entry.task for entry in self._running.values() if entry.task]
-        if pending:
-            await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
-        unfinished = [(job_id, entry.context.job.fence) for job_id, entry in self._running.items()]
-        for entry in list(self._running.values()):
-            if entry.task:
-                entry.task.cancel()
-        released = await self.store.release(unfinished)
-        await self._exchange([], [], 0)
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.store.remove_worker(self.id)
-        await self.store.close()
+        """Wait a little, hand back the rest, report what finished; each step on its own, so
+        one failing (the database is gone) does not skip the others."""
+        released = 0
+        try:
+            pending = [entry.task for entry in self._running.values() if entry.task]
+            if pending:
+                await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
+            unfinished = [
+                (job_id, entry.context.job.fence) for job_id, entry in self._running.items()
+            ]
+            for entry in list(self._running.values()):
+                if entry.task:
+                    entry.task.cancel()
+            released = await self.store.release(unfinished)
+            for _ in range(3):
+                if not self._done:
+                    break
+                await self._exchange([], [], 0)
+        except Exception as error:
+            log.warning("worker_stop_incomplete", worker_id=self.id, error=str(error))
+        finally:
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(Exception):
+                await self.store.remove_worker(self.id)
+            await self.store.close()
         log.info("worker_stopped", worker_id=self.id, released=released)
 
     def _specs(self) -> dict[str, TaskSpec]:
@@ -110,27 +124,32 @@ class Worker:
         """
         open_kinds = [kind for kind, spec in specs.items() if spec.concurrency is None]
         capped = [spec for spec in specs.values() if spec.concurrency is not None]
-        hungry = True
+        hungry, look_again_at = True, 0.0
         with wakeups.watch(NEW_WORK) as new_work:
             while not self._stopping.is_set():
                 # Cleared before looking, so what happens meanwhile is not missed.
                 self._activity.clear()
-                if new_work.is_set():
+                if new_work.is_set() or time.monotonic() >= look_again_at:
                     new_work.clear()
                     hungry = True
                 free = self.settings.concurrency - len(self._running)
                 wanted = min(free, self.settings.claim_batch) if hungry else 0
                 if not wanted and not self._done:
-                    woken = await self._until(
-                        self._activity, new_work, seconds=self._poll_seconds()
+                    wait = max(0.0, look_again_at - time.monotonic()) if not hungry else None
+                    await self._until(
+                        self._activity,
+                        new_work,
+                        seconds=self._poll_seconds() if wait is None else wait,
                     )
-                    hungry = hungry or not woken
                     continue
                 claimed = await self._exchange(open_kinds, capped, wanted)
+                if self._stopping.is_set():  # claimed as the stop came: hand them back
+                    await self.store.release([(job.id, job.fence) for job in claimed])
+                    break
                 for job in claimed:
                     self._start(job)
                 if len(claimed) < wanted:
-                    hungry = False
+                    hungry, look_again_at = False, time.monotonic() + self._poll_seconds()
 
     async def _exchange(
         self, open_kinds: list[str], capped: list[TaskSpec], wanted: int
@@ -142,6 +161,7 @@ class Worker:
             accepted, claimed = await self.store.exchange(
                 worker_id=self.id, held=held, kinds=open_kinds, limit=wanted, lease_seconds=lease
             )
+            reported, held = held, []
             for spec in capped:
                 if len(claimed) >= wanted:
                     break
@@ -158,7 +178,7 @@ class Worker:
             self._done = held + self._done
             await self._until(seconds=self.settings.poll_seconds)
             return claimed
-        for job_id, _fence in held:
+        for job_id, _fence in reported:
             if job_id not in accepted:
                 log.warning("completion_refused", job_id=job_id, reason="claimed by another worker")
         return claimed
@@ -182,18 +202,22 @@ class Worker:
     # -- running ---------------------------------------------------------------------------
 
     def _start(self, job: ClaimedJob) -> None:
+        earlier = self._running.get(job.id)
+        if earlier is not None:  # reclaimed while an old attempt still runs here: stop that one
+            earlier.context.lease_lost = True
         context = JobContext(job=job, database=self.database, clock=self.clock)
         entry = _Running(context)
         self._running[job.id] = entry
-        entry.task = asyncio.create_task(self._run_job(context))
+        entry.task = asyncio.create_task(self._run_job(entry))
 
-    async def _run_job(self, context: JobContext) -> None:
-        job = context.job
+    async def _run_job(self, entry: _Running) -> None:
+        job = entry.context.job
         started = time.perf_counter()
         try:
-            outcome = await self.execute(context)
+            outcome = await self.execute(entry.context)
         finally:
-            self._running.pop(job.id, None)
+            if self._running.get(job.id) is entry:
+                del self._running[job.id]
             self._activity.set()
         JOB_RUN_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
         JOBS_FINISHED.labels(job.kind, outcome).inc()
@@ -210,27 +234,50 @@ class Worker:
             log.warning("job_lease_lost", job_id=job.id, kind=job.kind)
             return "lost"
         except Cancelled:
-            await context.close_stage(StageStatus.FAILED)
-            await self.store.end(job.id, job.fence, JobStatus.CANCELLED, error="cancelled")
+            await self._close_stage(context, StageStatus.FAILED)
+            await self._record(job, self._end(spec, job, JobStatus.CANCELLED, "cancelled"))
             return "cancelled"
         except PermanentError as error:
-            await context.close_stage(StageStatus.FAILED)
-            await self._end(spec, job, JobStatus.FAILED, _describe(error))
+            await self._close_stage(context, StageStatus.FAILED)
+            await self._record(job, self._end(spec, job, JobStatus.FAILED, _describe(error)))
             return "failed"
         except Exception as error:
-            await context.close_stage(StageStatus.FAILED)
+            await self._close_stage(context, StageStatus.FAILED)
             return await self._retry_or_bury(spec, job, error)
-        await context.close_stage(StageStatus.SUCCEEDED)
+        await self._close_stage(context, StageStatus.SUCCEEDED)
         if spec.announce:
-            await self._end(spec, job, JobStatus.SUCCEEDED, None)
+            await self._record(job, self._end(spec, job, JobStatus.SUCCEEDED, None))
         else:
-            self._done.append((job.id, job.fence))
+            self._done.append((job.id, job.fence))  # reported with the next exchange
         return "succeeded"
+
+    async def _close_stage(self, context: JobContext, status: StageStatus) -> None:
+        try:
+            await context.close_stage(status)
+        except Exception as error:  # a stage row is a report; the job's own end matters more
+            log.warning("stage_close_failed", job_id=context.id, error=str(error))
+
+    async def _record(self, job: ClaimedJob, ending: Callable[[], Awaitable[None]]) -> None:
+        """Write how an attempt ended, retrying through short database trouble.
+
+        The job stays among the running ones meanwhile, so its lease is kept alive; if every
+        try fails, the lease runs out and the reaper puts the job back.
+        """
+        for pause in (0.2, 0.5, 1.0, 2.0, 4.0, None):
+            try:
+                await ending()
+                return
+            except Exception as error:
+                if pause is None:
+                    log.error("job_end_not_recorded", job_id=job.id, error=str(error))
+                    return
+                log.warning("job_end_retry", job_id=job.id, error=str(error))
+                await asyncio.sleep(pause)
 
     async def _retry_or_bury(self, spec: TaskSpec | None, job: ClaimedJob, error: Exception) -> str:
         message = _describe(error)
         if job.attempts >= job.max_attempts:
-            await self._end(spec, job, JobStatus.DEAD, message)
+            await self._record(job, self._end(spec, job, JobStatus.DEAD, message))
             log.warning("job_dead", job_id=job.id, kind=job.kind, error=message)
             return "dead"
         policy = spec.retry if spec else None
@@ -238,16 +285,30 @@ class Worker:
         if delay is None:
             delay = policy.delay(job.attempts) if policy else 1.0
         retry_at = self.clock.now() + timedelta(seconds=delay)
-        await self.store.end(job.id, job.fence, JobStatus.QUEUED, error=message, retry_at=retry_at)
+
+        async def requeue() -> None:
+            await self.store.end(
+                job.id, job.fence, JobStatus.QUEUED, error=message, retry_at=retry_at
+            )
+
+        await self._record(job, requeue)
         log.info("job_retry", job_id=job.id, kind=job.kind, attempt=job.attempts, delay=delay)
         return "retried"
 
-    async def _end(
+    def _end(
         self, spec: TaskSpec | None, job: ClaimedJob, status: JobStatus, error: str | None
-    ) -> None:
-        if spec is None or not spec.announce:
-            await self.store.end(job.id, job.fence, status, error=error)
-            return
+    ) -> Callable[[], Awaitable[None]]:
+        """The write that ends an attempt, to be run (and retried) by :meth:`_record`."""
+
+        async def end() -> None:
+            if spec is None or not spec.announce:
+                await self.store.end(job.id, job.fence, status, error=error)
+            else:
+                await self._end_announced(job, status, error)
+
+        return end
+
+    async def _end_announced(self, job: ClaimedJob, status: JobStatus, error: str | None) -> None:
         # The end of an announced job and its event commit together, or not at all.
         async with self.database.transaction() as session:
             statement = self.store.end_statement(
@@ -270,20 +331,22 @@ class Worker:
             await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        held = [(job_id, entry.context.job.fence) for job_id, entry in self._running.items()]
+        running = [(job_id, entry.context.job.fence) for job_id, entry in self._running.items()]
+        # Finished but not yet reported (the database may be down): keep those claims too.
+        held = running + self._done
         try:
             extended = await self.store.heartbeat(
                 worker_id=self.id,
                 held=held,
                 lease_seconds=self.settings.lease_seconds,
-                running=len(held),
+                running=len(running),
             )
         except Exception as error:
             log.warning("heartbeat_failed", worker_id=self.id, error=str(error))
             return
-        for job_id, _fence in held:
+        for job_id, fence in running:
             entry = self._running.get(job_id)
-            if entry is None:
+            if entry is None or entry.context.job.fence != fence:
                 continue
             if job_id not in extended:
                 entry.context.lease_lost = True

@@ -8,7 +8,8 @@ happens, and ends once the producer says the work is over.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +34,17 @@ def last_event_id(request: Request) -> int:
 
 
 def stream(
-    updates: AsyncIterator[Update], *, keepalive_seconds: float = KEEPALIVE_SECONDS
+    updates: AsyncGenerator[Update, None], *, keepalive_seconds: float = KEEPALIVE_SECONDS
 ) -> EventSourceResponse:
     async def events() -> AsyncIterator[ServerSentEvent]:
-        async for update in updates:
-            yield ServerSentEvent(
-                data=orjson.dumps(update.data).decode(), event=update.event, id=str(update.version)
-            )
+        # Closed explicitly, so a client leaving mid-send releases what the producer holds.
+        async with contextlib.aclosing(updates):
+            async for update in updates:
+                yield ServerSentEvent(
+                    data=orjson.dumps(update.data).decode(),
+                    event=update.event,
+                    id=str(update.version),
+                )
 
     return EventSourceResponse(
         events(),

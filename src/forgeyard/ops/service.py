@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,7 +85,7 @@ async def cancel_job(
 
 async def follow_job(
     *, database: Database, who: Principal, job_id: str, after_version: int, present: Any
-) -> AsyncIterator[Update]:
+) -> AsyncGenerator[Update, None]:
     """Snapshots of a job each time it changes, until it ends.
 
     Woken by the job's wake-ups from any process; it also looks every few seconds, so a

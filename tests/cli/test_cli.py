@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -85,6 +87,55 @@ def test_serve_refuses_a_bad_listen_address(data_dir: Path) -> None:
     assert "listen address must be HOST:PORT" in str(result.exception)
 
 
+@pytest.mark.parametrize(
+    ("command", "option"), [("serve", "--workers=-1"), ("worker", "--workers=0")]
+)
+def test_a_worker_count_out_of_range_is_refused(data_dir: Path, command: str, option: str) -> None:
+    result = runner.invoke(app, [command, option])
+    assert result.exit_code == 2
+    assert "--workers" in result.output
+
+
+async def test_forgeyard_worker_runs_jobs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from forgeyard.jobs import enqueue
+    from forgeyard.kernel.db import Database
+    from forgeyard.models.job import Job, WorkerRecord
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FORGEYARD_")} | {
+        "FORGEYARD_DATA_DIR": str(tmp_path / "data"),
+        "FORGEYARD_LOG_FORMAT": "json",
+        "FORGEYARD_JOBS__POLL_SECONDS": "0.1",
+    }
+    command = [sys.executable, "-m", "forgeyard"]
+    upgrade = await asyncio.create_subprocess_exec(*command, "db", "upgrade", cwd=tmp_path, env=env)
+    assert await upgrade.wait() == 0
+    database = Database.from_url(f"sqlite:///{tmp_path / 'data' / 'forgeyard.db'}")
+    async with database.transaction() as session:
+        job_id = (await enqueue(session, "ops.cleanup", payload={"retention_days": 30})).id
+    worker = await asyncio.create_subprocess_exec(
+        *command, "worker", "--workers", "1", cwd=tmp_path, env=env
+    )
+    try:
+        status = None
+        for _ in range(300):
+            async with database.transaction() as session:
+                status = await session.scalar(select(Job.status).where(Job.id == job_id))
+            if status == "succeeded":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "succeeded"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.wait_for(worker.wait(), 30)
+    async with database.transaction() as session:
+        workers_left = (await session.scalars(select(WorkerRecord.id))).all()
+    await database.dispose()
+    assert exit_code == 0
+    assert workers_left == [], "a stopped worker takes itself off the list"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,6 +173,7 @@ def test_serve_migrates_an_empty_data_dir_and_answers_ready(tmp_path: Path) -> N
             response = _wait_ready(f"http://127.0.0.1:{port}/readyz", server)
             assert response.status_code == 200
             assert response.json()["status"] == "ready"
+            assert response.json()["worker_pool"] == "running", "two workers by default"
         finally:
             server.terminate()
             server.wait(timeout=15)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, update
@@ -57,7 +57,6 @@ class JobContext:
     lease_lost: bool = False
     _stage_id: int | None = None
     _stage_count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

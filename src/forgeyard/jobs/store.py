@@ -12,13 +12,14 @@ ten thousand jobs a second the statement count per job is the speed; the rest is
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, case, delete, func, insert, select, tuple_, update
 
 from forgeyard.jobs.clock import Clock
 from forgeyard.jobs.fastpath import FastPath, open_fast_path
@@ -292,7 +293,7 @@ class JobStore:
                 insert(workers).values(
                     id=worker_id,
                     hostname=socket.gethostname()[:200],
-                    pid=_pid(),
+                    pid=os.getpid(),
                     kinds=list(kinds),
                     concurrency=concurrency,
                     running=0,
@@ -304,25 +305,3 @@ class JobStore:
     async def remove_worker(self, worker_id: str) -> None:
         async with self._autocommit() as connection:
             await connection.execute(delete(workers).where(workers.c.id == worker_id))
-
-    async def cancel_requested(self, job_id: str, fence: int) -> bool | None:
-        """Whether cancellation was asked for; None when the claim is no longer ours."""
-        async with self._autocommit() as connection:
-            row = (
-                await connection.execute(
-                    select(jobs.c.cancel_requested).where(
-                        and_(
-                            jobs.c.id == job_id,
-                            jobs.c.fence == fence,
-                            jobs.c.status == JobStatus.RUNNING,
-                        )
-                    )
-                )
-            ).first()
-        return None if row is None else bool(row[0])
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

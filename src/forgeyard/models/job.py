@@ -47,10 +47,6 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 FINISHED = frozenset(status for status, onward in JOB_TRANSITIONS.items() if not onward)
 
 
-def may_move(current: JobStatus, target: JobStatus) -> bool:
-    return target in JOB_TRANSITIONS[current]
-
-
 class StageStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
-from bench import http_auth_me, http_healthz, queue
+from bench import analysis, http_auth_me, http_healthz, queue
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, Options, Row
 from bench.report import format_table, write_json
@@ -26,9 +26,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     http_healthz.NAME: http_healthz.run,
     "auth_me": http_auth_me.run,
     queue.NAME: queue.run,
+    analysis.NAME: analysis.run,
 }
 # Benchmarks that drive no HTTP server, so need no wrk.
-WITHOUT_WRK = {queue.NAME}
+WITHOUT_WRK = {queue.NAME, analysis.NAME}
 
 
 def _positive(text: str) -> int:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,13 +102,34 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-async def mirror(url: str, destination: Path, *, time_limit: float = 600.0) -> None:
-    """A bare mirror of ``url`` at ``destination``, created or brought up to date."""
+async def mirror(
+    url: str,
+    destination: Path,
+    *,
+    time_limit: float = 600.0,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """A bare mirror of ``url`` at ``destination``, created or brought up to date.
+
+    ``env`` carries what the fetch needs and the mirror must not keep (an Authorization
+    header as ``GIT_CONFIG_*`` variables, the protocols allowed).
+    """
     if (destination / "HEAD").exists():
-        await run_git("remote", "update", "--prune", cwd=destination, time_limit=time_limit)
+        await run_git(
+            "remote", "update", "--prune", cwd=destination, time_limit=time_limit, env=env
+        )
         return
     destination.parent.mkdir(parents=True, exist_ok=True)
-    await run_git("clone", "--mirror", "--", url, str(destination), time_limit=time_limit)
+    await run_git("clone", "--mirror", "--", url, str(destination), time_limit=time_limit, env=env)
+
+
+def config_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """``git -c`` settings as environment variables: never on a command line ``ps`` shows."""
+    env = {"GIT_CONFIG_COUNT": str(len(settings))}
+    for index, (key, value) in enumerate(settings.items()):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
 
 
 async def resolve(repository: Path, ref: str = "HEAD") -> str:
@@ -129,6 +150,44 @@ async def default_branch(repository: Path) -> str | None:
     return out.decode().strip() or None
 
 
+async def init_bare(repository: Path, *, branch: str = "main") -> None:
+    """An empty bare repository at ``repository`` (nothing happens if one is there).
+
+    No template is copied, so it starts without even git's sample hooks; git makes the
+    folder and its parents.
+    """
+    if (repository / "HEAD").is_file():
+        return
+    await run_git(
+        "init",
+        "--bare",
+        "--quiet",
+        "--template=",
+        f"--initial-branch={branch}",
+        "--",
+        str(repository),
+    )
+
+
+async def list_refs(repository: Path) -> dict[str, str]:
+    """Every ref of ``repository`` (``refs/heads/main``, tags, …) and the object it names."""
+    out = await run_git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repository)
+    refs = {}
+    for line in out.decode().splitlines():
+        object_id, _, name = line.partition(" ")
+        refs[name] = object_id
+    return refs
+
+
+async def branches(repository: Path) -> list[str]:
+    out = await run_git("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=repository)
+    return out.decode().split()
+
+
+async def set_default_branch(repository: Path, branch: str) -> None:
+    await run_git("symbolic-ref", "HEAD", f"refs/heads/{branch}", cwd=repository)
+
+
 async def list_files(repository: Path, commit: str) -> list[TreeEntry]:
     """Every file of ``commit`` with its blob id and size (symbolic links and submodules are
     left out: they are not content to analyse)."""
@@ -147,3 +206,77 @@ async def list_files(repository: Path, commit: str) -> list[TreeEntry]:
             )
         )
     return entries
+
+
+async def write_blobs(
+    repository: Path,
+    entries: Sequence[TreeEntry],
+    destination: Path,
+    *,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> None:
+    """Write the content of ``entries`` under ``destination`` at their paths.
+
+    One ``git cat-file --batch`` streams every blob, so a thousand files cost one process,
+    and only the files asked for are written (an incremental analysis needs few of them).
+    """
+    if not entries:
+        return
+    request = b"".join(entry.blob.encode() + b"\n" for entry in entries)
+    out = await run_git("cat-file", "--batch", cwd=repository, stdin=request, time_limit=time_limit)
+    position = 0
+    for entry in entries:
+        header_end = out.index(b"\n", position)
+        header = out[position:header_end].split()
+        if len(header) != 3 or header[1] != b"blob":
+            raise GitError(f"blob {entry.blob} of {entry.path} is missing")
+        size = int(header[2])
+        start = header_end + 1
+        target = _inside(destination, entry.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(out[start : start + size])
+        position = start + size + 1  # the content is followed by a newline
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing a path that would land outside ``root``."""
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise GitError(f"path {relative!r} leaves the checkout")
+    return target
+
+
+async def commit_directory(
+    repository: Path,
+    source: Path,
+    *,
+    branch: str,
+    message: str,
+    time_limit: float = DEFAULT_TIME_LIMIT_SECONDS,
+) -> str:
+    """Commit every file under ``source`` as the whole tree of ``branch`` in the bare
+    ``repository`` (created if missing); return the new commit id."""
+    await init_bare(repository, branch=branch)
+    index = repository / "forgeyard-import.index"
+    env = {
+        "GIT_DIR": str(repository),
+        "GIT_WORK_TREE": str(source),
+        "GIT_INDEX_FILE": str(index),
+        "GIT_AUTHOR_NAME": "Forgeyard",
+        "GIT_AUTHOR_EMAIL": "forgeyard@localhost",
+        "GIT_COMMITTER_NAME": "Forgeyard",
+        "GIT_COMMITTER_EMAIL": "forgeyard@localhost",
+    }
+    try:
+        await run_git("add", "--all", "--force", ".", cwd=source, env=env, time_limit=time_limit)
+        tree = (await run_git("write-tree", cwd=source, env=env)).decode().strip()
+        commit = (
+            (await run_git("commit-tree", tree, "-m", message, cwd=source, env=env))
+            .decode()
+            .strip()
+        )
+        await run_git("update-ref", f"refs/heads/{branch}", commit, cwd=source, env=env)
+        await run_git("symbolic-ref", "HEAD", f"refs/heads/{branch}", cwd=source, env=env)
+    finally:
+        index.unlink(missing_ok=True)
+    return commit

@@ -1,0 +1,1 @@
+"""Code analysis: detectors, their engine, fingerprints, the health score and quality gates."""

@@ -93,22 +93,83 @@ class JobSettings(BaseModel):
     )
 
 
+class AnalysisSettings(BaseModel):
+    processes: int = Field(
+        default=2, gt=0, description="Detector subprocesses one analysis runs at once (cores)."
+    )
+    detector_time_limit_seconds: float = Field(
+        default=900.0, gt=0, description="Longest one detector may run on one batch of files."
+    )
+    git_time_limit_seconds: float = Field(
+        default=600.0, gt=0, description="Longest one clone, fetch or push may take."
+    )
+    max_file_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        gt=0,
+        description="Files larger than this are reported by the large-file check, not parsed.",
+    )
+    allow_local_clones: bool = Field(
+        default=False,
+        description="Let repositories be registered by local path or file:// URL (a server "
+        "reading its own disk on a user's behalf: allow it only where every user may).",
+    )
+    git_upload_minutes: int = Field(
+        default=60, gt=0, description="How long a git-upload push URL and its token work."
+    )
+    max_push_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="Largest git push a git-upload accepts."
+    )
+    max_archive_bytes: int = Field(
+        default=200 * 1024 * 1024, gt=0, description="Largest archive an upload session accepts."
+    )
+    max_archive_expanded_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="Most bytes an archive may expand to."
+    )
+    max_archive_members: int = Field(
+        default=50_000, gt=0, description="Most files and folders an archive may hold."
+    )
+    max_archive_ratio: float = Field(
+        default=100.0,
+        gt=1,
+        description="Largest expanded-to-compressed ratio, per member and overall (zip bombs).",
+    )
+
+
 class PlanLimits(BaseModel):
     api_calls_per_minute: int = Field(gt=0, description="Authenticated requests per minute.")
     concurrent_requests: int = Field(gt=0, description="Requests in flight at once.")
     analyses_per_hour: int | None = Field(description="Analyses started per hour; None: no cap.")
+    concurrent_analyses: int = Field(
+        default=2, gt=0, description="Analyses queued or running at once for the organization."
+    )
 
 
 def _default_plans() -> dict[str, PlanLimits]:
     # Seeds 000, 001 and 002 agree on these figures per plan.
     return {
-        "free": PlanLimits(api_calls_per_minute=60, concurrent_requests=20, analyses_per_hour=2),
-        "growth": PlanLimits(
-            api_calls_per_minute=100, concurrent_requests=20, analyses_per_hour=10
+        "free": PlanLimits(
+            api_calls_per_minute=60,
+            concurrent_requests=20,
+            analyses_per_hour=2,
+            concurrent_analyses=1,
         ),
-        "pro": PlanLimits(api_calls_per_minute=300, concurrent_requests=20, analyses_per_hour=20),
+        "growth": PlanLimits(
+            api_calls_per_minute=100,
+            concurrent_requests=20,
+            analyses_per_hour=10,
+            concurrent_analyses=2,
+        ),
+        "pro": PlanLimits(
+            api_calls_per_minute=300,
+            concurrent_requests=20,
+            analyses_per_hour=20,
+            concurrent_analyses=5,
+        ),
         "enterprise": PlanLimits(
-            api_calls_per_minute=1000, concurrent_requests=20, analyses_per_hour=None
+            api_calls_per_minute=1000,
+            concurrent_requests=20,
+            analyses_per_hour=None,
+            concurrent_analyses=10,
         ),
     }
 
@@ -250,6 +311,10 @@ class Settings(BaseSettings):
     )
     jobs: JobSettings = Field(
         default_factory=JobSettings, description="The job engine: workers, leases, retention."
+    )
+    analysis: AnalysisSettings = Field(
+        default_factory=AnalysisSettings,
+        description="Repositories and code analysis: detectors, git, uploads and archives.",
     )
 
     @field_validator("cors_origins", mode="before")

@@ -11,8 +11,10 @@ assignment (fields and roles a caller may not set).
 
 from __future__ import annotations
 
+import io
 import tempfile
 import typing
+import zipfile
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from forgeyard.analysis import findings
 from forgeyard.api import create_app
 from forgeyard.auth import policy
 from forgeyard.identity.deps import require_setup_session
@@ -47,17 +50,38 @@ PUBLIC_PATHS = {
     "/auth/refresh",
     "/auth/password/reset",
     "/auth/password/reset/confirm",
+    # git's smart HTTP protocol: the upload's own token (HTTP Basic) is the only sign-in
+    # there; tests/repos/test_git_uploads.py refuses wrong and expired tokens with real git.
+    "/git-uploads/{upload_id}/repo.git/{operation:path}",
 }
 PUBLIC_PREFIXES = ("/setup/",)
+
 # Routes any signed-in caller uses about their own session or profile: no permission applies.
 SELF_SERVICE = {("GET", "/auth/me"), ("POST", "/auth/logout"), ("GET", "/users/me")}
 # Checked inside the services rather than by a route's dependency: changing the plan (PATCH
 # /organizations/{id} with "plan") and making or changing owners (role changes, invitations,
 # disabling). The mass-assignment tests below exercise both.
 SERVICE_PERMISSIONS = {"org:change_plan", "users:grant_owner"}
-# resources:* belong to the capabilities that follow identity (repositories, analyses,
-# updates, builds, incidents); no route needs them yet.
-LATER_PERMISSION_PREFIX = "resources:"
+# Permissions of capabilities still to come; none so far.
+LATER_PERMISSION_PREFIX = "later:"
+# A small source tree as a zip: the body of POST /sessions.
+_ZIP = io.BytesIO()
+with zipfile.ZipFile(_ZIP, "w") as _archive:
+    _archive.writestr("app/main.py", "print('hello')\n")
+SOURCE_ZIP = _ZIP.getvalue()
+PROBE_FINDING = findings.Seen(
+    fingerprint="probe",
+    detector="lint",
+    rule_id="F401",
+    severity="low",
+    path="app/main.py",
+    line_start=1,
+    line_end=1,
+    message="an unused import",
+    snippet="import os",
+    symbol=None,
+    fixable=True,
+)
 
 # A minimal valid body per route that takes one, keyed by (method, path under /api/v1).
 EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -89,7 +113,27 @@ EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     # A global address as a literal: passes the SSRF check at save without DNS.
     ("POST", "/webhooks"): {"url": "https://93.184.215.14/hook", "events": ["*"]},
     ("PATCH", "/webhooks/{webhook_id}"): {"description": "policy probe"},
+    ("POST", "/projects"): {"name": "Policy probe"},
+    ("PATCH", "/projects/{project_id}"): {"description": "policy probe"},
+    # A global address as a literal: no DNS, and no fetch runs (the tests run no workers).
+    ("POST", "/repos"): {"clone_url": "https://93.184.215.14/acme/probe.git"},
+    ("PUT", "/repos/{repo_id}/settings"): {"schedule": "daily"},
+    ("PATCH", "/repos/{repo_id}/quality-gates"): {"min_score": 50},
+    ("PATCH", "/github/repos/{repo_id}/quality-gates"): {"min_score": 50},
+    ("POST", "/git-uploads"): {"name": "pushed"},
+    ("PATCH", "/findings/{finding_id}"): {"status": "ignored", "reason": "policy probe"},
+    ("POST", "/sessions"): SOURCE_ZIP,
 }
+# Bodies that name an Acme thing: the ids they need are made like path parameters.
+BODY_IDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("POST", "/analysis/trigger"): ("repo_id",),
+}
+
+
+def _body_with_ids(case: RouteCase, ids: dict[str, str]) -> dict[str, Any] | None:
+    if (case.method, case.path) == ("POST", "/analysis/trigger"):
+        return {"repository_id": ids["repo_id"]}
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,8 +153,8 @@ class RouteCase:
     def public(self) -> bool:
         return self.path in PUBLIC_PATHS or self.path.startswith(PUBLIC_PREFIXES)
 
-    def body(self) -> dict[str, Any] | None:
-        example = EXAMPLE_BODIES.get((self.method, self.path))
+    def body(self, ids: dict[str, str] | None = None) -> dict[str, Any] | bytes | None:
+        example = EXAMPLE_BODIES.get((self.method, self.path)) or _body_with_ids(self, ids or {})
         if example is None and self.body_required:
             pytest.fail(f"{self} takes a body: add a minimal one to EXAMPLE_BODIES")
         return example
@@ -214,7 +258,9 @@ async def _call(
     headers: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
 ) -> httpx.Response:
-    payload = body if body is not None else case.body()
+    payload = body if body is not None else case.body(ids)
+    if isinstance(payload, bytes):
+        return await client.request(case.method, case.url(ids), content=payload, headers=headers)
     return await client.request(case.method, case.url(ids), json=payload, headers=headers)
 
 
@@ -282,15 +328,98 @@ async def _make_ended_job_id(
     return job_id
 
 
+async def _post_id(
+    client: httpx.AsyncClient, tenants: Tenants, path: str, body: Any, status: int = 201
+) -> str:
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    response = await client.post(f"{API}{path}", headers=tenants.owner.headers, **kwargs)
+    assert response.status_code == status, response.text
+    return str(response.json()["id"])
+
+
+async def _make_project_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    return await _post_id(client, tenants, "/projects", {"name": "Made for the probe"})
+
+
+async def _make_repo_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    body = {"clone_url": "https://93.184.215.14/acme/made.git"}
+    return await _post_id(client, tenants, "/repos", body)
+
+
+async def _make_analysis_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """A queued Acme analysis (no worker runs in these tests)."""
+    if "repo_id" not in ids:
+        ids["repo_id"] = await _make_repo_id(client, tenants, caller, ids)
+    body = {"repository_id": ids["repo_id"]}
+    return await _post_id(client, tenants, "/analysis/trigger", body, status=202)
+
+
+async def _make_ended_analysis_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """An Acme analysis whose job was cancelled, so following it streams its end and stops."""
+    analysis_id = await _make_analysis_id(client, tenants, caller, ids)
+    status = await client.get(f"{API}/analysis/{analysis_id}/status", headers=tenants.owner.headers)
+    cancelled = await client.post(
+        f"{API}/jobs/{status.json()['job_id']}/cancel", headers=tenants.owner.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    return analysis_id
+
+
+async def _make_finding_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """An Acme finding, written as an analysis would (no worker runs in these tests)."""
+    analysis_id = await _make_analysis_id(client, tenants, caller, ids)
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with app.state.database.transaction() as session:
+        outcome_ids = await findings.reconcile(
+            session=session,
+            organization_id=tenants.owner.organization_id,
+            repository_id=ids["repo_id"],
+            analysis_id=analysis_id,
+            seen=[PROBE_FINDING],
+        )
+    assert outcome_ids.new_by_severity == {"low": 1}
+    listed = await client.get(f"{API}/findings", headers=tenants.owner.headers)
+    return str(listed.json()["data"][0]["id"])
+
+
+async def _make_session_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    return await _post_id(client, tenants, "/sessions", SOURCE_ZIP)
+
+
+async def _make_upload_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    return await _post_id(client, tenants, "/git-uploads", {"name": "pushed by the probe"})
+
+
 ID_MAKERS: dict[str, IdMaker] = {
     "key_id": _make_key_id,
     "webhook_id": _make_webhook_id,
     "delivery_id": _make_delivery_id,
     "job_id": _make_job_id,
+    "project_id": _make_project_id,
+    "repo_id": _make_repo_id,
+    "analysis_id": _make_analysis_id,
+    "finding_id": _make_finding_id,
+    "session_id": _make_session_id,
+    "upload_id": _make_upload_id,
 }
 # Routes that need a particular kind of thing behind an id.
 ROUTE_ID_MAKERS: dict[tuple[str, str], dict[str, IdMaker]] = {
     ("GET", "/jobs/{job_id}/progress"): {"job_id": _make_ended_job_id},
+    ("GET", "/analysis/{analysis_id}/progress"): {"analysis_id": _make_ended_analysis_id},
 }
 
 
@@ -298,7 +427,7 @@ async def _make_ids(
     client: httpx.AsyncClient, tenants: Tenants, case: RouteCase, caller: str, ids: dict[str, str]
 ) -> dict[str, str]:
     makers = ID_MAKERS | ROUTE_ID_MAKERS.get((case.method, case.path), {})
-    for name in case.path_params:
+    for name in (*case.path_params, *BODY_IDS.get((case.method, case.path), ())):
         if name not in ids and name in makers:
             ids[name] = await makers[name](client, tenants, caller, ids)
     return ids
@@ -513,7 +642,8 @@ async def test_unknown_body_fields_are_refused_by_name(
     assert case.body_model is not None
     smuggled = _smuggled_field(case.body_model)
     ids = await _acme_ids(client, tenants, case)
-    body = {**(EXAMPLE_BODIES.get((case.method, case.path)) or {}), smuggled: "owner"}
+    example = case.body(ids)
+    body = {**(example if isinstance(example, dict) else {}), smuggled: "owner"}
     # The owner holds every permission, so only the body can be what is refused.
     headers = None if case.public else tenants.owner.headers
     response = await _call(client, case, ids, headers, body=body)

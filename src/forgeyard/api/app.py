@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from forgeyard import __version__
+from forgeyard.analysis.router import router as analysis_router
 from forgeyard.api import health
 from forgeyard.api.errors import install_error_handlers
 from forgeyard.api.job_handlers import load_tasks
@@ -27,12 +29,16 @@ from forgeyard.kernel.db import Database
 from forgeyard.kernel.keys import instance_secret
 from forgeyard.kernel.redis_client import connect_redis
 from forgeyard.ops.router import router as ops_router
+from forgeyard.repos.router import router as repos_router
 from forgeyard.settings import Settings, get_settings
 from forgeyard.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_HEADERS = ["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"]
+# Uploads, whose bodies have limits of their own (settings.analysis).
+GIT_PUSH_PATH = re.compile(rf"^{API_PREFIX}/git-uploads/[^/]+/repo\.git/")
+ARCHIVE_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/sessions$")
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -93,7 +99,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Added innermost first: the request context wraps everything, so even a CORS answer
     # carries a request id and is counted; a crash is answered inside CORS, so a browser can
     # read the 500 and its request id.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.http.max_body_bytes,
+        larger_bodies=[
+            (GIT_PUSH_PATH, settings.analysis.max_push_bytes),
+            (ARCHIVE_UPLOAD_PATH, settings.analysis.max_archive_bytes),
+        ],
+    )
     app.add_middleware(CrashMiddleware)
     app.add_middleware(
         EnvelopeCORSMiddleware,
@@ -109,4 +122,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(identity_router, prefix=API_PREFIX)
     app.include_router(ops_router, prefix=API_PREFIX)
     app.include_router(webhooks_router, prefix=API_PREFIX)
+    app.include_router(repos_router, prefix=API_PREFIX)
+    app.include_router(analysis_router, prefix=API_PREFIX)
     return app

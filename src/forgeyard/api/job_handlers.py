@@ -12,6 +12,8 @@ TASK_MODULES = (
     "forgeyard.jobs.events",
     "forgeyard.ops.tasks",
     "forgeyard.webhooks.tasks",
+    "forgeyard.repos.tasks",
+    "forgeyard.analysis.tasks",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
@@ -140,17 +141,31 @@ class BodySizeLimitMiddleware:
     the error envelope; this one answers both cases in the envelope.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        larger_bodies: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths whose bodies are uploads (git pushes, archives) with limits of their own.
+        self.larger_bodies = tuple(larger_bodies)
+
+    def _limit_for(self, path: str) -> int:
+        for pattern, limit in self.larger_bodies:
+            if pattern.match(path):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         exceeded = False
@@ -161,9 +176,9 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     exceeded = True
-                    raise self._error()
+                    raise self._error(limit)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -174,22 +189,21 @@ class BodySizeLimitMiddleware:
                 await send(message)
             elif not replied:
                 replied = True
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except PayloadTooLargeError:
             if not replied:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    def _error(self) -> PayloadTooLargeError:
+    def _error(self, limit: int) -> PayloadTooLargeError:
         return PayloadTooLargeError(
-            f"request body is larger than {self.max_body_bytes} bytes",
-            details={"max_body_bytes": self.max_body_bytes},
+            f"request body is larger than {limit} bytes", details={"max_body_bytes": limit}
         )
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = self._error()
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        error = self._error(limit)
         body = error_body(
             message=error.message,
             code=error.code,

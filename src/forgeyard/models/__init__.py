@@ -5,7 +5,14 @@ be imported here.
 """
 
 from forgeyard.kernel.db import Base
-from forgeyard.models import audit, identity, job, webhook  # noqa: F401  (registers the tables)
+from forgeyard.models import (  # noqa: F401  (registers the tables)
+    analysis,
+    audit,
+    identity,
+    job,
+    repo,
+    webhook,
+)
 
 metadata = Base.metadata
 

@@ -8,7 +8,6 @@ never commit. Other domains do not call these to send webhooks: they emit domain
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -21,7 +20,6 @@ from forgeyard.kernel.db import utcnow
 from forgeyard.kernel.errors import NotFoundError
 from forgeyard.kernel.http import BlockedDestinationError, OutboundPolicy, resolve_and_check
 from forgeyard.kernel.ids import is_valid_id, new_id
-from forgeyard.kernel.keys import instance_secret
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.webhook import (
     DeliveryStatus,
@@ -29,28 +27,11 @@ from forgeyard.models.webhook import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from forgeyard.settings import Settings
 from forgeyard.webhooks import delivery
 from forgeyard.webhooks.signing import generate_secret
 
 TEST_EVENT = "webhook.test"
 PAUSED_REASON = "paused by a user"
-
-
-def secret_box(settings: Settings) -> SecretBox:
-    """The box webhook secrets are sealed with: the instance key's, as in the API process.
-
-    Job handlers have no request to take the API's ``AuthRuntime.secret_box`` from, so they
-    derive the same box from the same settings (``FORGEYARD_SECRET_KEY`` or the data dir's
-    generated ``secret.key``).
-    """
-    given = settings.secret_key.get_secret_value() if settings.secret_key else None
-    return _box(instance_secret(given, settings.data_dir))
-
-
-@cache
-def _box(key: str) -> SecretBox:
-    return SecretBox(key)
 
 
 def _not_found(kind: str, id_: str) -> NotFoundError:

@@ -16,10 +16,11 @@ from forgeyard.jobs import JobContext, PermanentError, RetryLater, subscriber, t
 from forgeyard.kernel.crypto import DecryptionError
 from forgeyard.kernel.errors import InvalidInputError
 from forgeyard.kernel.http import OutboundPolicy, outbound_client, read_limited
+from forgeyard.kernel.keys import instance_secret_box
 from forgeyard.kernel.logging import get_logger
 from forgeyard.models.webhook import DeliveryStatus, DeliveryTrigger
 from forgeyard.settings import OutboundSettings, get_settings
-from forgeyard.webhooks import delivery, service
+from forgeyard.webhooks import delivery
 from forgeyard.webhooks.delivery import AttemptResult, Verdict
 from forgeyard.webhooks.signing import encode_body, signed_headers
 
@@ -55,7 +56,7 @@ async def deliver(ctx: JobContext) -> None:
     settings = get_settings()
     now = ctx.clock.now()
     try:
-        secret = service.secret_box(settings).decrypt(endpoint.secret_encrypted)
+        secret = instance_secret_box(settings).decrypt(endpoint.secret_encrypted)
     except DecryptionError as exc:
         result = AttemptResult(error=f"the signing secret cannot be read: {exc}", refused=True)
     else:

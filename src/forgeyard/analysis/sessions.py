@@ -1,0 +1,145 @@
+"""Upload sessions, the legacy flow of seed 004: an archive of a source tree in, analysed.
+
+The archive is hostile until :mod:`forgeyard.analysis.archives` has extracted it; what it
+held becomes one commit of a repository of its own (source ``archive``), so an uploaded tree
+is analysed, cached and reported exactly like a repository that was cloned or pushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forgeyard.analysis import archives, service
+from forgeyard.auth.principals import Principal
+from forgeyard.kernel import git
+from forgeyard.kernel.errors import InvalidInputError, NotFoundError
+from forgeyard.kernel.ids import is_valid_id, new_id
+from forgeyard.models.analysis import Analysis, UploadSession
+from forgeyard.models.repo import RepoSource
+from forgeyard.repos import service as repos
+from forgeyard.settings import Settings
+
+UPLOADED = "uploaded"
+
+
+def limits(settings: Settings) -> archives.ArchiveLimits:
+    chosen = settings.analysis
+    return archives.ArchiveLimits(
+        max_members=chosen.max_archive_members,
+        max_total_bytes=chosen.max_archive_expanded_bytes,
+        max_member_bytes=chosen.max_archive_expanded_bytes,
+        max_ratio=chosen.max_archive_ratio,
+    )
+
+
+async def create_session(
+    *,
+    session: AsyncSession,
+    who: Principal,
+    settings: Settings,
+    filename: str,
+    body: AsyncIterator[bytes],
+) -> UploadSession:
+    """Receive the archive, extract it safely, and commit its tree as a new repository."""
+    work = settings.data_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=work))
+    try:
+        archive = scratch / "archive"
+        size = await _save(body, archive)
+        if size == 0:
+            raise InvalidInputError("the request body is empty: send the archive as the body")
+        with archive.open("rb") as handle:
+            archive_format = archives.detect_format(handle.read(512), filename)
+        tree = scratch / "tree"
+        paths = await asyncio.to_thread(archives.extract, archive, tree, limits(settings))
+        if not paths:
+            raise InvalidInputError("the archive holds no files", code="invalid_archive")
+        upload_id = new_id("ses")
+        repository = await repos.create_repo(
+            session=session,
+            organization_id=who.organization_id,
+            name=f"upload {upload_id}",
+            source=RepoSource.ARCHIVE,
+            created_by_id=who.actor_id or None,
+        )
+        mirror = repos.mirror_path(settings, repository)
+        commit = await git.commit_directory(
+            mirror,
+            tree,
+            branch="main",
+            message=f"Uploaded {filename}",
+            time_limit=settings.analysis.git_time_limit_seconds,
+        )
+        repository.status = "active"
+        repository.default_branch = "main"
+        repository.head_commit = commit
+        record = UploadSession(
+            id=upload_id,
+            organization_id=who.organization_id,
+            filename=filename,
+            archive_format=archive_format,
+            size_bytes=size,
+            files=len(paths),
+            repository_id=repository.id,
+            created_by_id=who.actor_id or None,
+        )
+        session.add(record)
+        await session.flush()
+        return record
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _save(body: AsyncIterator[bytes], target: Path) -> int:
+    size = 0
+    with target.open("wb") as handle:
+        async for chunk in body:
+            size += len(chunk)
+            handle.write(chunk)
+    return size
+
+
+def clean_filename(name: str | None) -> str:
+    base = PurePosixPath((name or "upload").replace("\\", "/")).name
+    return base[:200] or "upload"
+
+
+async def get_session(
+    *, session: AsyncSession, who: Principal, session_id: str
+) -> tuple[UploadSession, Analysis | None]:
+    record = (
+        await session.scalar(
+            select(UploadSession).where(
+                UploadSession.id == session_id,
+                UploadSession.organization_id == who.organization_id,
+            )
+        )
+        if is_valid_id("ses", session_id)
+        else None
+    )
+    if record is None:
+        raise NotFoundError(f"session {session_id} not found", details={"session_id": session_id})
+    analysis = await session.get(Analysis, record.analysis_id) if record.analysis_id else None
+    return record, analysis
+
+
+async def analyze(
+    *, session: AsyncSession, who: Principal, settings: Settings, session_id: str
+) -> tuple[UploadSession, Analysis]:
+    record, _ = await get_session(session=session, who=who, session_id=session_id)
+    if record.repository_id is None:
+        raise InvalidInputError("the session's repository was deleted", details={})
+    analysis = await service.trigger_by_person(
+        session=session, who=who, settings=settings, repo_id=record.repository_id, ref=None
+    )
+    record.analysis_id = analysis.id
+    await session.flush()
+    return record, analysis

@@ -1,0 +1,1 @@
+"""Projects, repositories and their mirrors, timelines and git-upload remotes."""

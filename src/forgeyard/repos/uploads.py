@@ -1,0 +1,185 @@
+"""Git uploads: temporary remotes a person pushes a repository to (seed 004).
+
+An upload hands out a push URL and a token (shown once, stored as a keyed hash) that expire
+together and reach one repository. The push itself is git's smart HTTP protocol, served by
+``git http-backend`` on the repository's mirror; once it has landed, the ``repo.pushed``
+event tells the analysis domain to analyse what arrived.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forgeyard.auth.principals import Principal
+from forgeyard.jobs import emit
+from forgeyard.kernel import git
+from forgeyard.kernel.crypto import TokenHasher, new_token
+from forgeyard.kernel.db import utcnow
+from forgeyard.kernel.errors import InvalidInputError, NotFoundError, UnauthorizedError
+from forgeyard.kernel.ids import is_valid_id, new_id
+from forgeyard.models.repo import GitUpload, Repository, RepoSource, RepoStatus
+from forgeyard.repos import schemas, service
+from forgeyard.settings import Settings
+
+PUSH_USERNAME = "forgeyard"
+
+
+async def create_upload(
+    *,
+    session: AsyncSession,
+    who: Principal,
+    hasher: TokenHasher,
+    settings: Settings,
+    body: schemas.GitUploadIn,
+) -> tuple[GitUpload, str]:
+    """A new push remote and its token (the only time the token is handed out)."""
+    if (body.repository_id is None) == (body.name is None):
+        raise InvalidInputError(
+            "give either repository_id (push into it) or name (a new repository)",
+            details={"field": "repository_id"},
+        )
+    name = body.name or ""
+    if body.repository_id is not None:
+        repository = await service.get_repo(session=session, who=who, repo_id=body.repository_id)
+        if repository.source == RepoSource.URL:
+            raise InvalidInputError(
+                "this repository is fetched from its clone URL; pushes go to repositories "
+                "made by git uploads",
+                details={"field": "repository_id"},
+            )
+        name = repository.name
+    else:
+        await service.check_name_free(
+            session=session, organization_id=who.organization_id, name=name
+        )
+        if body.project_id is not None:
+            await service.check_project(
+                session=session, organization_id=who.organization_id, project_id=body.project_id
+            )
+    token = new_token()
+    upload = GitUpload(
+        id=new_id("gup"),
+        organization_id=who.organization_id,
+        repository_id=body.repository_id,
+        repository_name=name,
+        project_id=body.project_id,
+        token_hash=hasher.hash(token),
+        expires_at=utcnow() + timedelta(minutes=settings.analysis.git_upload_minutes),
+        pushes=0,
+        created_by_id=who.actor_id or None,
+    )
+    session.add(upload)
+    await session.flush()
+    return upload, token
+
+
+async def get_upload(*, session: AsyncSession, who: Principal, upload_id: str) -> GitUpload:
+    upload = (
+        await session.scalar(
+            select(GitUpload).where(
+                GitUpload.id == upload_id, GitUpload.organization_id == who.organization_id
+            )
+        )
+        if is_valid_id("gup", upload_id)
+        else None
+    )
+    if upload is None:
+        raise NotFoundError(f"git upload {upload_id} not found", details={"upload_id": upload_id})
+    return upload
+
+
+async def load_upload(*, session: AsyncSession, upload_id: str) -> GitUpload | None:
+    return await session.get(GitUpload, upload_id)
+
+
+def push_url(settings: Settings, upload: GitUpload) -> str:
+    return f"{settings.public_url.rstrip('/')}/api/v1/git-uploads/{upload.id}/repo.git"
+
+
+def authenticated_url(settings: Settings, upload: GitUpload, token: str) -> str:
+    scheme, _, rest = push_url(settings, upload).partition("://")
+    return f"{scheme}://{PUSH_USERNAME}:{token}@{rest}"
+
+
+async def authenticate_push(
+    *, session: AsyncSession, hasher: TokenHasher, upload_id: str, token: str | None
+) -> GitUpload:
+    """The upload a push may go to, or 401: unknown, wrong token and expired look the same
+    to a client that could be guessing."""
+    upload = (
+        await session.scalar(select(GitUpload).where(GitUpload.id == upload_id))
+        if is_valid_id("gup", upload_id)
+        else None
+    )
+    if (
+        upload is None
+        or token is None
+        or not hasher.matches(token, upload.token_hash)
+        or upload.expires_at <= utcnow()
+    ):
+        raise UnauthorizedError(
+            "the push URL's token is wrong or has expired",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Basic realm="forgeyard git upload"'},
+        )
+    return upload
+
+
+async def repository_for_push(
+    *, session: AsyncSession, settings: Settings, upload: GitUpload
+) -> Repository:
+    """The repository the upload fills, created (with an empty mirror) on its first push."""
+    if upload.repository_id is not None:
+        return await service.get_repo_in(
+            session=session, organization_id=upload.organization_id, repo_id=upload.repository_id
+        )
+    repository = await service.create_repo(
+        session=session,
+        organization_id=upload.organization_id,
+        name=upload.repository_name,
+        source=RepoSource.PUSH,
+        project_id=upload.project_id,
+        created_by_id=upload.created_by_id,
+    )
+    upload.repository_id = repository.id
+    await git.init_bare(service.mirror_path(settings, repository))
+    await session.flush()
+    return repository
+
+
+async def record_push(
+    *, session: AsyncSession, settings: Settings, upload: GitUpload, repository: Repository
+) -> None:
+    """After a push: the repository's branch and head, its timeline, and ``repo.pushed``."""
+    path = service.mirror_path(settings, repository)
+    branches = await git.branches(path)
+    if not branches:
+        return  # a push that only deleted refs: nothing to analyse
+    branch = await git.default_branch(path)
+    if branch not in branches:
+        branch = "main" if "main" in branches else "master" if "master" in branches else branches[0]
+        await git.set_default_branch(path, branch)
+    head = await git.resolve(path, branch)
+    upload.pushes += 1
+    upload.last_push_at = utcnow()
+    repository.status = RepoStatus.ACTIVE
+    repository.default_branch = branch
+    repository.head_commit = head
+    repository.last_fetched_at = utcnow()
+    await service.record_event(
+        session=session,
+        repository=repository,
+        kind="pushed",
+        message=f"pushed {branch} at {head}",
+        data={"commit": head, "branch": branch, "upload_id": upload.id},
+    )
+    await emit(
+        session,
+        "repo.pushed",
+        {"repository_id": repository.id, "commit": head, "branch": branch},
+        organization_id=repository.organization_id,
+    )
+    await session.flush()

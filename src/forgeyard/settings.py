@@ -113,6 +113,11 @@ class AnalysisSettings(BaseModel):
         description="Let repositories be registered by local path or file:// URL (a server "
         "reading its own disk on a user's behalf: allow it only where every user may).",
     )
+    allow_ssh_clones: bool = Field(
+        default=False,
+        description="Let repositories be registered by ssh URL. git then uses the server's "
+        "own ssh keys and known hosts: allow it only where one organization uses the server.",
+    )
     git_upload_minutes: int = Field(
         default=60, gt=0, description="How long a git-upload push URL and its token work."
     )

@@ -386,6 +386,7 @@ async def _make_finding_id(
             repository_id=ids["repo_id"],
             analysis_id=analysis_id,
             seen=[PROBE_FINDING],
+            scope=findings.Scope(detectors=frozenset({"lint"})),
         )
     assert outcome_ids.new_by_severity == {"low": 1}
     listed = await client.get(f"{API}/findings", headers=tenants.owner.headers)

@@ -3,7 +3,10 @@ timeline, deletion, and every way a clone URL or a setting can be wrong."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -70,7 +73,8 @@ async def test_a_fetch_that_fails_says_why_on_the_repository_and_its_timeline(
         ("https://user:secret@example.com/x.git", "invalid_input", "credentials"),
         ("https://127.0.0.1/x.git", "blocked_destination", "127.0.0.1"),
         ("https://10.1.2.3/x.git", "blocked_destination", "10.1.2.3"),
-        ("ssh://", "invalid_input", "host"),
+        ("ssh://example.com/acme/api.git", "invalid_input", "ssh clone URLs are not allowed"),
+        ("git@example.com:acme/api.git", "invalid_input", "ssh clone URLs are not allowed"),
         ("", "invalid_input", "clone_url"),
     ],
 )
@@ -122,13 +126,14 @@ async def test_credentials_are_encrypted_at_rest_and_never_shown(
     assert stored
     assert token not in stored
     assert "bot" not in stored
-    ssh = await client.post(
+    # A token goes only where it travels encrypted.
+    plain = await client.post(
         f"{API}/repos",
-        json={"clone_url": "git@example.com:acme/api.git", "token": token},
+        json={"clone_url": "http://93.184.215.14/acme/api.git", "token": token},
         headers=tenants.owner.headers,
     )
-    assert ssh.status_code == 400
-    assert ssh.json()["details"]["field"] == "token"
+    assert plain.status_code == 400
+    assert plain.json()["details"]["field"] == "token"
 
 
 async def test_settings_are_replaced_whole_and_checked(
@@ -153,6 +158,8 @@ async def test_settings_are_replaced_whole_and_checked(
         ({"schedule": "hourly"}, "schedule"),
         ({"detectors": {"astrology": True}}, "detectors"),
         ({"exclude_paths": [""]}, "exclude_paths"),
+        ({"target_branch": "--upload-pack=touch"}, "target_branch"),
+        ({"target_branch": "a..b"}, "target_branch"),
         ({"surprise": 1}, "surprise"),
     ]:
         refused = await client.put(url, json=bad, headers=tenants.owner.headers)
@@ -222,3 +229,54 @@ async def test_a_repository_name_is_unique_and_a_project_must_exist(
     )
     assert nowhere.status_code == 400
     assert nowhere.json()["details"]["field"] == "project_id"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every request with ``answer`` (a redirect to ``location``) and records it."""
+
+    seen: ClassVar[list[str]]
+    answer: ClassVar[int] = 404
+    location: ClassVar[str] = ""
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        self.send_response(self.answer)
+        if self.location:
+            self.send_header("Location", self.location + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+async def test_a_fetch_follows_no_redirect(
+    client: httpx.AsyncClient, database: Database, tenants: Tenants, settings: Settings
+) -> None:
+    """A clone URL that answers with a redirect (say, to a cloud metadata address) fails its
+    fetch; the redirect's target never hears from git."""
+    target_seen: list[str] = []
+    origin_seen: list[str] = []
+    target_handler = type("Target", (_Recorder,), {"seen": target_seen})
+    target, target_url = _serve(target_handler)
+    origin_handler = type(
+        "Origin", (_Recorder,), {"seen": origin_seen, "answer": 302, "location": target_url}
+    )
+    origin, origin_url = _serve(origin_handler)
+    settings.outbound.allowed_hosts = ["127.0.0.1"]
+    try:
+        repo = await register(client, tenants.owner, f"{origin_url}/acme/app.git")
+        await run_jobs(database)
+    finally:
+        origin.shutdown()
+        target.shutdown()
+    detail = (await client.get(f"{API}/repos/{repo['id']}", headers=tenants.owner.headers)).json()
+    assert detail["status"] == "error"
+    assert origin_seen, "git asked the clone URL"
+    assert target_seen == [], "and went nowhere else"

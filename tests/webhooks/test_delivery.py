@@ -22,11 +22,12 @@ from forgeyard.jobs import emit
 from forgeyard.jobs.clock import Clock, ManualClock
 from forgeyard.jobs.worker import Worker
 from forgeyard.kernel.db import Database
+from forgeyard.kernel.keys import instance_secret_box
 from forgeyard.models.audit import AuditEvent
 from forgeyard.models.job import Event, Job
 from forgeyard.models.webhook import WebhookDelivery, WebhookEndpoint
 from forgeyard.settings import Settings
-from forgeyard.webhooks import delivery, service, tasks
+from forgeyard.webhooks import delivery, tasks
 from tests.identity.conftest import Tenants
 from tests.webhooks.conftest import API, Receiver, create_webhook, run_jobs
 
@@ -379,7 +380,7 @@ async def test_a_private_destination_is_refused_at_send_without_connecting(
             organization_id=tenants.owner.organization_id,
             url=url,
             events=["*"],
-            secret_encrypted=service.secret_box(settings).encrypt(_secret(b"s")),
+            secret_encrypted=instance_secret_box(settings).encrypt(_secret(b"s")),
             active=True,
         )
         session.add(endpoint)

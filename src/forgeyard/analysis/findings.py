@@ -10,6 +10,7 @@ tens of thousands of rows, and only what changed is updated.
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from forgeyard.kernel.errors import InvalidInputError, NotFoundError
 from forgeyard.kernel.ids import is_valid_id, new_id
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.analysis import Finding, FindingOccurrence, FindingStatus
+from forgeyard.models.repo import Repository
 
 BATCH = 1000
 OPEN_STATUSES = (FindingStatus.NEW.value, FindingStatus.OPEN.value)
@@ -50,6 +52,22 @@ class Seen:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What an analysis looked at: only findings inside it can be found gone (fixed). A
+    detector switched off or a path excluded leaves its findings as they were."""
+
+    detectors: frozenset[str]
+    excluded_paths: tuple[str, ...] = ()
+
+    def covers(self, detector: str, path: str) -> bool:
+        return detector in self.detectors and not is_excluded(path, self.excluded_paths)
+
+
+def is_excluded(path: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(path, pattern) for pattern in patterns)
+
+
+@dataclass(frozen=True)
 class Outcome:
     open_by_severity: dict[str, int]
     new_by_severity: dict[str, int]
@@ -68,6 +86,7 @@ async def reconcile(
     repository_id: str,
     analysis_id: str,
     seen: Sequence[Seen],
+    scope: Scope,
 ) -> Outcome:
     """Record ``seen`` as analysis ``analysis_id``'s findings and move every status on."""
     now = utcnow()
@@ -79,6 +98,7 @@ async def reconcile(
                     Finding.id,
                     Finding.fingerprint,
                     Finding.status,
+                    Finding.detector,
                     *(getattr(Finding, column) for column in _LOCATION),
                 ).where(Finding.repository_id == repository_id)
             )
@@ -89,7 +109,11 @@ async def reconcile(
     back_fps = [fp for fp in current if fp in known and known[fp].status == FindingStatus.FIXED]
     back = [known[fp].id for fp in back_fps]
     gone = [
-        row.id for fp, row in known.items() if fp not in current and row.status in OPEN_STATUSES
+        row.id
+        for fp, row in known.items()
+        if fp not in current
+        and row.status in OPEN_STATUSES
+        and scope.covers(row.detector, row.path)
     ]
     moved = [
         {"b_id": known[fp].id, **{c: getattr(f, c) for c in _LOCATION}, "updated_at": now}
@@ -283,10 +307,24 @@ async def get_finding(*, session: AsyncSession, who: Principal, finding_id: str)
     return finding
 
 
+async def _seen_last(session: AsyncSession, finding: Finding) -> bool:
+    """Whether the repository's latest analysis saw ``finding``."""
+    latest = await session.scalar(
+        select(Repository.last_analysis_id).where(Repository.id == finding.repository_id)
+    )
+    seen = await session.scalar(
+        select(FindingOccurrence.finding_id).where(
+            FindingOccurrence.analysis_id == latest, FindingOccurrence.finding_id == finding.id
+        )
+    )
+    return seen is not None
+
+
 async def set_status(
     *, session: AsyncSession, who: Principal, finding_id: str, status: str, reason: str | None
 ) -> Finding:
-    """Ignore a finding (with a reason), or take the ignore back (it is open again)."""
+    """Ignore a finding (with a reason), or take the ignore back: it is open again, or fixed
+    if the latest analysis no longer saw it."""
     finding = await get_finding(session=session, who=who, finding_id=finding_id)
     if status == FindingStatus.IGNORED:
         if not reason:
@@ -301,7 +339,9 @@ async def set_status(
                 f"only an ignored finding can be reopened; this one is {finding.status}",
                 details={"field": "status"},
             )
-        finding.status = FindingStatus.OPEN
+        finding.status = (
+            FindingStatus.OPEN if await _seen_last(session, finding) else FindingStatus.FIXED
+        )
         finding.ignored_reason = finding.ignored_by_id = None
         finding.ignored_at = None
     await session.flush()

@@ -8,7 +8,7 @@ file runs the detectors on that one file; every other report comes from the cach
 
 from __future__ import annotations
 
-import fnmatch
+import asyncio
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -42,6 +42,7 @@ class Checkout:
     commit: str
     files: list[FileRef]
     detectors: list[Detector]
+    excluded: list[str]  # the repository's exclude_paths patterns
 
 
 async def run(ctx: JobContext, settings: Settings) -> None:
@@ -74,7 +75,12 @@ async def run(ctx: JobContext, settings: Settings) -> None:
             detectors=checkout.detectors,
             reports=fresh,
         )
-        await _finish(session, analysis_id, checkout, _merge(checkout, cached, fresh), missing)
+    reports = _merge(checkout, cached, fresh)
+    # The project-wide detectors' conclusions are CPU work over every file: off the event
+    # loop (heartbeats go on) and before any transaction opens.
+    seen = await asyncio.to_thread(_seen, checkout, reports)
+    async with ctx.transaction() as session:
+        await _finish(session, analysis_id, checkout, reports, seen, len(missing))
 
 
 async def _begin(
@@ -95,12 +101,15 @@ async def _fetch(ctx: JobContext, repository: Repository, settings: Settings) ->
         repository=repository, settings=settings, box=instance_secret_box(settings)
     )
     async with ctx.transaction() as session:
-        await repos.record_fetch(
+        recorded = await repos.record_fetch(
             session=session,
             organization_id=repository.organization_id,
             repo_id=repository.id,
             result=result,
         )
+    if recorded is None:  # deleted while git ran: the fetch may have remade its mirror
+        repos.remove_mirror(repos.mirror_path(settings, repository), settings)
+        raise AnalysisError("the repository was deleted")
     if not result.ok:
         raise AnalysisError(f"the repository could not be fetched: {result.error}")
 
@@ -118,12 +127,22 @@ async def _checkout(repository: Repository, analysis: Analysis, settings: Settin
     files = [
         FileRef(entry.path, entry.blob, entry.size)
         for entry in entries
-        if not any(fnmatch.fnmatch(entry.path, pattern) for pattern in excluded)
+        if _readable_name(entry.path) and not findings.is_excluded(entry.path, excluded)
     ]
     detectors = [
         detector() for name, detector in DETECTORS.items() if chosen.detectors.get(name, True)
     ]
-    return Checkout(commit, files, detectors)
+    return Checkout(commit, files, detectors, list(excluded))
+
+
+def _readable_name(path: str) -> bool:
+    """A path that is valid UTF-8: git allows any bytes, but they cannot be shown, stored
+    or sent to a detector as text, so such files are left out of the analysis."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _analyse(
@@ -201,18 +220,23 @@ async def _finish(
     analysis_id: str,
     checkout: Checkout,
     reports: Reports,
-    missing: list[FileRef],
+    seen: list[findings.Seen],
+    analysed: int,
 ) -> None:
     analysis = await session.get(Analysis, analysis_id)
     repository = await session.get(Repository, analysis.repository_id) if analysis else None
-    if analysis is None or repository is None:
-        return
+    if analysis is None or repository is None or analysis.status != AnalysisStatus.RUNNING:
+        return  # deleted, cancelled or closed meanwhile: nothing of this run is recorded
     outcome = await findings.reconcile(
         session=session,
         organization_id=analysis.organization_id,
         repository_id=analysis.repository_id,
         analysis_id=analysis.id,
-        seen=_seen(checkout, reports),
+        seen=seen,
+        scope=findings.Scope(
+            detectors=frozenset(d.name for d in checkout.detectors),
+            excluded_paths=tuple(checkout.excluded),
+        ),
     )
     inputs = scoring.inputs_from_reports(outcome.open_by_severity, reports)
     score = scoring.compute_score(inputs)
@@ -222,7 +246,7 @@ async def _finish(
         new_by_severity=outcome.new_by_severity,
         open_by_severity=outcome.open_by_severity,
     )
-    _record(analysis, checkout, inputs, score, outcome, verdict, len(missing))
+    _record(analysis, checkout, inputs, score, outcome, verdict, analysed)
     await _announce(session, analysis, repository, verdict)
 
 

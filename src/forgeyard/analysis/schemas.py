@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from forgeyard.analysis.gates import QualityGates
+from forgeyard.kernel.git import check_ref_name
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
 
@@ -18,10 +19,8 @@ class Strict(BaseModel):
 
 class TriggerIn(Strict):
     repository_id: str = Field(max_length=40)
-    ref: str | None = Field(
+    ref: Annotated[str, AfterValidator(check_ref_name)] | None = Field(
         default=None,
-        min_length=1,
-        max_length=255,
         description="Branch, tag or commit; default: the repository's target or default branch.",
     )
 

@@ -34,6 +34,7 @@ from forgeyard.models.analysis import (
     Analysis,
     AnalysisStatus,
 )
+from forgeyard.models.identity import Organization
 from forgeyard.models.job import FINISHED, Job, JobStatus
 from forgeyard.models.repo import Repository
 from forgeyard.repos import service as repos
@@ -56,6 +57,14 @@ def check_detectors(chosen: Mapping[str, bool]) -> None:
 
 def plan_limits(settings: Settings, plan: str) -> PlanLimits:
     return settings.auth.plans.get(plan) or settings.auth.plans["free"]
+
+
+async def limits_of(
+    *, session: AsyncSession, settings: Settings, organization_id: str
+) -> PlanLimits:
+    """The plan limits of an organization, for work no person started."""
+    plan = await session.scalar(select(Organization.plan).where(Organization.id == organization_id))
+    return plan_limits(settings, plan or "free")
 
 
 async def get_analysis(*, session: AsyncSession, who: Principal, analysis_id: str) -> Analysis:
@@ -169,30 +178,30 @@ async def trigger_by_person(
     settings: Settings,
     repo_id: str,
     ref: str | None,
+    trigger: str = MANUAL,
 ) -> Analysis:
-    """``POST /analysis/trigger``: 409 while one runs for the repository, 429 past the plan."""
+    """``POST /analysis/trigger``: 409 while one runs for the repository, 429 past the plan.
+
+    Only ``manual`` analyses spend the plan's hourly allowance."""
     repository = await repos.get_repo(session=session, who=who, repo_id=repo_id)
-    limits = plan_limits(settings, who.plan)
-    hourly = limits.analyses_per_hour
-    if hourly is not None and await _manual_last_hour(session, who.organization_id) >= hourly:
+    hourly = plan_limits(settings, who.plan).analyses_per_hour
+    if (
+        trigger == MANUAL
+        and hourly is not None
+        and await _manual_last_hour(session, who.organization_id) >= hourly
+    ):
         raise RateLimitedError(
             f"the {who.plan} plan starts {hourly} analyses per hour; try again later",
             details={"limit": hourly, "window": "1 hour"},
             headers={"Retry-After": "60"},
         )
-    if await _active_count(session, who.organization_id) >= limits.concurrent_analyses:
-        raise RateLimitedError(
-            f"{limits.concurrent_analyses} analyses are running for this organization already",
-            code="concurrency_limit",
-            details={"limit": limits.concurrent_analyses},
-            headers={"Retry-After": "30"},
-        )
     return await start(
         session=session,
         repository=repository,
-        trigger=MANUAL,
+        trigger=trigger,
         ref=ref,
         created_by_id=who.actor_id or None,
+        limits=plan_limits(settings, who.plan),
     )
 
 
@@ -201,15 +210,26 @@ async def start(
     session: AsyncSession,
     repository: Repository,
     trigger: str,
+    limits: PlanLimits,
     ref: str | None = None,
     created_by_id: str | None = None,
 ) -> Analysis:
-    """Queue an analysis of ``repository``; ConflictError if one is queued or running."""
+    """Queue an analysis of ``repository``: ConflictError if one is queued or running for
+    it, RateLimitedError (``concurrency_limit``) if the organization has as many as its plan
+    runs at once. Callers that are not a person (pushes, schedules) try again later."""
     await settle(
         session=session,
         organization_id=repository.organization_id,
         repository_id=repository.id,
     )
+    if await _active_count(session, repository.organization_id) >= limits.concurrent_analyses:
+        raise RateLimitedError(
+            f"{limits.concurrent_analyses} analyses are queued or running for this "
+            "organization already",
+            code="concurrency_limit",
+            details={"limit": limits.concurrent_analyses},
+            headers={"Retry-After": "30"},
+        )
     analysis_id = new_id("ana")
     analysis = Analysis(
         id=analysis_id,

@@ -22,11 +22,13 @@ from forgeyard.kernel import git
 from forgeyard.kernel.errors import InvalidInputError, NotFoundError
 from forgeyard.kernel.ids import is_valid_id, new_id
 from forgeyard.models.analysis import Analysis, UploadSession
-from forgeyard.models.repo import RepoSource
+from forgeyard.models.repo import RepoSource, RepoStatus
 from forgeyard.repos import service as repos
 from forgeyard.settings import Settings
 
 UPLOADED = "uploaded"
+SESSION = "session"  # the trigger of a session's analysis
+BRANCH = "main"
 
 
 def limits(settings: Settings) -> archives.ArchiveLimits:
@@ -47,39 +49,28 @@ async def create_session(
     filename: str,
     body: AsyncIterator[bytes],
 ) -> UploadSession:
-    """Receive the archive, extract it safely, and commit its tree as a new repository."""
+    """Receive the archive, extract it safely and commit its tree into a new mirror, all
+    before the first row is written (the database is not held while git works); then the
+    repository and the session. If those cannot be written, the mirror goes again."""
+    upload_id, repo_id = new_id("ses"), new_id("repo")
+    mirror = repos.mirror_path_of(settings, who.organization_id, repo_id)
     work = settings.data_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=work))
     try:
-        archive = scratch / "archive"
-        size = await _save(body, archive)
-        if size == 0:
-            raise InvalidInputError("the request body is empty: send the archive as the body")
-        with archive.open("rb") as handle:
-            archive_format = archives.detect_format(handle.read(512), filename)
-        tree = scratch / "tree"
-        paths = await asyncio.to_thread(archives.extract, archive, tree, limits(settings))
-        if not paths:
-            raise InvalidInputError("the archive holds no files", code="invalid_archive")
-        upload_id = new_id("ses")
+        archive_format, size, paths, commit = await _import(
+            settings, body, filename, scratch, mirror
+        )
         repository = await repos.create_repo(
             session=session,
             organization_id=who.organization_id,
             name=f"upload {upload_id}",
             source=RepoSource.ARCHIVE,
             created_by_id=who.actor_id or None,
+            repo_id=repo_id,
         )
-        mirror = repos.mirror_path(settings, repository)
-        commit = await git.commit_directory(
-            mirror,
-            tree,
-            branch="main",
-            message=f"Uploaded {filename}",
-            time_limit=settings.analysis.git_time_limit_seconds,
-        )
-        repository.status = "active"
-        repository.default_branch = "main"
+        repository.status = RepoStatus.ACTIVE
+        repository.default_branch = BRANCH
         repository.head_commit = commit
         record = UploadSession(
             id=upload_id,
@@ -93,9 +84,39 @@ async def create_session(
         )
         session.add(record)
         await session.flush()
-        return record
+    except BaseException:
+        repos.remove_mirror(mirror, settings)
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return record
+
+
+async def _import(
+    settings: Settings, body: AsyncIterator[bytes], filename: str, scratch: Path, mirror: Path
+) -> tuple[str, int, list[str], str]:
+    """The archive saved, checked, extracted and committed: (format, size, paths, commit)."""
+    archive = scratch / "archive"
+    size = await _save(body, archive)
+    if size == 0:
+        raise InvalidInputError("the request body is empty: send the archive as the body")
+    with archive.open("rb") as handle:
+        archive_format = archives.detect_format(handle.read(512), filename)
+    tree = scratch / "tree"
+    paths = await asyncio.to_thread(archives.extract, archive, tree, limits(settings))
+    if not paths:
+        raise InvalidInputError("the archive holds no files", code="invalid_archive")
+    try:
+        commit = await git.commit_directory(
+            mirror,
+            tree,
+            branch=BRANCH,
+            message=f"Uploaded {filename}",
+            time_limit=settings.analysis.git_time_limit_seconds,
+        )
+    except git.GitError as exc:
+        raise InvalidInputError(f"the archive's files could not be stored: {exc}") from None
+    return archive_format, size, paths, commit
 
 
 async def _save(body: AsyncIterator[bytes], target: Path) -> int:
@@ -138,7 +159,12 @@ async def analyze(
     if record.repository_id is None:
         raise InvalidInputError("the session's repository was deleted", details={})
     analysis = await service.trigger_by_person(
-        session=session, who=who, settings=settings, repo_id=record.repository_id, ref=None
+        session=session,
+        who=who,
+        settings=settings,
+        repo_id=record.repository_id,
+        ref=None,
+        trigger=SESSION,
     )
     record.analysis_id = analysis.id
     await session.flush()

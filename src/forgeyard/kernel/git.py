@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
+import re
+import shutil
 import signal
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TIME_LIMIT_SECONDS = 120.0
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+_BLOB_CHUNK = 1024 * 1024
 # What git needs to find itself and speak plainly; nothing of the server's own environment.
 _PASSED_THROUGH = ("PATH", "SYSTEMROOT", "TMPDIR")
 
@@ -41,6 +46,17 @@ class TreeEntry:
     blob: str  # the object id of the file's content: equal ids, equal content
     mode: str
     size: int
+
+
+_BAD_REF = re.compile(r"(^[-/.])|(\.\.)|(@\{)|(//)|([\x00-\x20\x7f~^:?*\[\\])|([/.]$)|(\.lock$)")
+
+
+def check_ref_name(value: str) -> str:
+    """``value`` if git could take it as a branch, tag or commit name (the rules of
+    ``git check-ref-format``, and no leading dash that would read as an option)."""
+    if not value or len(value) > 255 or _BAD_REF.search(value):
+        raise ValueError(f"{value!r} is not a valid git ref")
+    return value
 
 
 def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -111,16 +127,48 @@ async def mirror(
 ) -> None:
     """A bare mirror of ``url`` at ``destination``, created or brought up to date.
 
-    ``env`` carries what the fetch needs and the mirror must not keep (an Authorization
-    header as ``GIT_CONFIG_*`` variables, the protocols allowed).
+    One fetch at a time per mirror (a lock file beside it: a registration's first fetch and
+    an analysis's may start together), and a first clone lands under a temporary name that is
+    renamed into place only when complete. ``env`` carries what the fetch needs and the mirror
+    must not keep (an Authorization header as ``GIT_CONFIG_*`` variables, the protocols).
     """
-    if (destination / "HEAD").exists():
-        await run_git(
-            "remote", "update", "--prune", cwd=destination, time_limit=time_limit, env=env
-        )
-        return
     destination.parent.mkdir(parents=True, exist_ok=True)
-    await run_git("clone", "--mirror", "--", url, str(destination), time_limit=time_limit, env=env)
+    async with _locked(destination.with_name(destination.name + ".lock"), time_limit):
+        if (destination / "HEAD").exists():
+            await run_git(
+                "remote", "update", "--prune", cwd=destination, time_limit=time_limit, env=env
+            )
+            return
+        partial = destination.with_name(destination.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            await run_git(
+                "clone", "--mirror", "--", url, str(partial), time_limit=time_limit, env=env
+            )
+            partial.rename(destination)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path, time_limit: float) -> AsyncIterator[None]:
+    """An exclusive lock on ``path`` (flock: held by this process, freed if it dies)."""
+    deadline = time.monotonic() + time_limit
+    with path.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GitTimeoutError(
+                        f"{path.name} stayed locked past {time_limit:g} s"
+                    ) from None
+                await asyncio.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def config_env(settings: Mapping[str, str]) -> dict[str, str]:
@@ -217,25 +265,65 @@ async def write_blobs(
 ) -> None:
     """Write the content of ``entries`` under ``destination`` at their paths.
 
-    One ``git cat-file --batch`` streams every blob, so a thousand files cost one process,
-    and only the files asked for are written (an incremental analysis needs few of them).
+    One ``git cat-file --batch`` streams every blob straight to its file, so a thousand files
+    cost one process, memory stays flat whatever the repository weighs, and only the files
+    asked for are written (an incremental analysis needs few of them).
     """
     if not entries:
         return
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        "cat-file",
+        "--batch",
+        cwd=repository,
+        env=git_environment(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+        limit=_BLOB_CHUNK,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
     request = b"".join(entry.blob.encode() + b"\n" for entry in entries)
-    out = await run_git("cat-file", "--batch", cwd=repository, stdin=request, time_limit=time_limit)
-    position = 0
+    feeding = asyncio.create_task(_feed_and_close(process.stdin, request))
+    try:
+        await asyncio.wait_for(_copy_blobs(process.stdout, entries, destination), time_limit)
+        await feeding
+    except TimeoutError:
+        raise GitTimeoutError(f"git cat-file ran past {time_limit:g} s and was stopped") from None
+    finally:
+        feeding.cancel()
+        if process.returncode is None:
+            _kill_group(process.pid)
+        await process.wait()
+
+
+async def _feed_and_close(stdin: asyncio.StreamWriter, request: bytes) -> None:
+    stdin.write(request)
+    with contextlib.suppress(ConnectionError):
+        await stdin.drain()
+        stdin.close()
+
+
+async def _copy_blobs(
+    stdout: asyncio.StreamReader, entries: Sequence[TreeEntry], destination: Path
+) -> None:
     for entry in entries:
-        header_end = out.index(b"\n", position)
-        header = out[position:header_end].split()
+        header = (await stdout.readline()).split()
         if len(header) != 3 or header[1] != b"blob":
             raise GitError(f"blob {entry.blob} of {entry.path} is missing")
-        size = int(header[2])
-        start = header_end + 1
+        remaining = int(header[2])
         target = _inside(destination, entry.path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(out[start : start + size])
-        position = start + size + 1  # the content is followed by a newline
+        with target.open("wb") as handle:
+            while remaining:
+                chunk = await stdout.read(min(remaining, _BLOB_CHUNK))
+                if not chunk:
+                    raise GitError(f"git cat-file stopped inside blob {entry.blob}")
+                handle.write(chunk)
+                remaining -= len(chunk)
+        await stdout.readexactly(1)  # the newline after each blob's content
 
 
 def _inside(root: Path, relative: str) -> Path:

@@ -92,7 +92,7 @@ async def serve(
     sees its input end early and refuses the cut-off pack; only a body that is a complete
     push followed by junk could already have been applied, which is the client's own doing.
     """
-    query = _check_request(method, path_info, query_string)
+    query = check_request(method, path_info, query_string)
     if not remote_user or not remote_user.isprintable():
         raise ValueError("git http-backend needs the name of the authenticated user")
     if not (repo / "HEAD").is_file() or not (repo / "objects").is_dir():
@@ -160,8 +160,9 @@ async def serve(
     return GitHttpResponse(status, headers, _stream(process, watchdog, drain, deadline))
 
 
-def _check_request(method: str, path_info: str, query_string: str) -> str:
-    """The query string to hand to git, once the request is known to be one of the protocol."""
+def check_request(method: str, path_info: str, query_string: str) -> str:
+    """The query string to hand to git, once the request is known to be one of the protocol
+    (callers check it before doing anything on the request's behalf)."""
     expected = _ROUTES.get(path_info)
     if expected is None:
         raise NotFoundError(f"{path_info!r} is not part of git's smart HTTP protocol")

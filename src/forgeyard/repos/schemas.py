@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from forgeyard.kernel.git import check_ref_name
+
 # Detector names are the analysis domain's; here they are only checked for shape, and the
 # analysis service refuses names it does not know (see repos.service.update_settings).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@ -]{0,199}$")
@@ -91,8 +93,8 @@ class RepoSettings(Strict):
     schedule: Literal["never", "daily", "weekly"] = Field(
         default="never", description="How often the repository is analysed on its own."
     )
-    target_branch: str | None = Field(
-        default=None, max_length=255, description="Branch analysed and updated; default: HEAD."
+    target_branch: Annotated[str, AfterValidator(check_ref_name)] | None = Field(
+        default=None, description="Branch analysed and updated; default: HEAD."
     )
     exclude_packages: Patterns = Field(
         default_factory=list, description="Dependencies never updated (globs)."

@@ -1,17 +1,15 @@
-"""Repositories: registration, settings, mirrors, fetches and each repository's timeline.
+"""Repositories: registration, settings, fetches recorded, and each repository's timeline.
 
 Functions take keyword arguments, scope every query to the caller's organization, flush and
 never commit. Other domains call these (the analysis domain fetches through
-:func:`fetch_mirror` and reads files through :func:`mirror_path`); they learn of pushes from the
-``repo.pushed`` event.
+:func:`fetch_mirror` and reads files through :func:`mirror_path`, both from
+``repos/mirrors.py`` and part of this surface); they learn of pushes from ``repo.pushed``.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from forgeyard.auth import audit
 from forgeyard.auth.principals import Principal
 from forgeyard.jobs import emit, enqueue
-from forgeyard.kernel import git
 from forgeyard.kernel.crypto import SecretBox
 from forgeyard.kernel.db import utcnow
 from forgeyard.kernel.errors import ConflictError, InvalidInputError, NotFoundError
@@ -30,17 +27,21 @@ from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.analysis import Analysis
 from forgeyard.models.repo import Project, RepoEvent, Repository, RepoSource, RepoStatus
 from forgeyard.repos import sources
+from forgeyard.repos.mirrors import (
+    FetchResult,
+    fetch_mirror,
+    mirror_path,
+    mirror_path_of,
+    remove_mirror,
+)
 from forgeyard.repos.schemas import RepoSettings
 from forgeyard.settings import Settings
 
 FETCH_KIND = "repos.fetch"
 REMOVE_MIRROR_KIND = "repos.remove_mirror"
 SCHEDULE_EVERY = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
-
-
-def mirror_path(settings: Settings, repository: Repository) -> Path:
-    """The bare mirror of ``repository`` under the data dir, one folder per organization."""
-    return settings.data_dir / "mirrors" / repository.organization_id / f"{repository.id}.git"
+# The mirrors' part of this surface, kept in repos/mirrors.py (git only, no database).
+__all__ = ["FetchResult", "fetch_mirror", "mirror_path", "mirror_path_of", "remove_mirror"]
 
 
 def settings_of(repository: Repository) -> RepoSettings:
@@ -131,11 +132,14 @@ async def register_repo(
 ) -> Repository:
     """Register a repository by clone URL and queue its first fetch."""
     source = await sources.parse_clone_url(
-        new.clone_url, policy=policy, allow_local=settings.analysis.allow_local_clones
+        new.clone_url,
+        policy=policy,
+        allow_local=settings.analysis.allow_local_clones,
+        allow_ssh=settings.analysis.allow_ssh_clones,
     )
-    if new.token and source.kind not in ("https", "http"):
+    if new.token and source.kind != "https":
         raise InvalidInputError(
-            "a token is used only with https:// clone URLs", details={"field": "token"}
+            "a token is sent only to https:// clone URLs", details={"field": "token"}
         )
     repository = await create_repo(
         session=session,
@@ -177,14 +181,16 @@ async def create_repo(
     project_id: str | None = None,
     created_by_id: str | None = None,
     repo_settings: RepoSettings | None = None,
+    repo_id: str | None = None,
 ) -> Repository:
-    """A repository row (no mirror yet) with its first timeline entry."""
+    """A repository row (no mirror yet) with its first timeline entry; ``repo_id`` when the
+    caller made its mirror first."""
     await check_name_free(session=session, organization_id=organization_id, name=name)
     if project_id is not None:
         await check_project(session=session, organization_id=organization_id, project_id=project_id)
     chosen = repo_settings or RepoSettings()
     repository = Repository(
-        id=new_id("repo"),
+        id=repo_id or new_id("repo"),
         organization_id=organization_id,
         name=name,
         source=source,
@@ -277,14 +283,6 @@ async def delete_repo(
     await session.flush()
 
 
-def remove_mirror(path: Path, settings: Settings) -> None:
-    """Delete a mirror folder, and only ever one inside the data dir's mirrors."""
-    root = (settings.data_dir / "mirrors").resolve()
-    target = path.resolve()
-    if target.is_relative_to(root) and target != root:
-        shutil.rmtree(target, ignore_errors=True)
-
-
 async def record_event(
     *,
     session: AsyncSession,
@@ -329,43 +327,7 @@ async def last_scan(*, session: AsyncSession, repository: Repository) -> Analysi
 
 
 # ---------------------------------------------------------------------------------------------
-# Fetching: git runs with no transaction open; the outcome is recorded in a short one.
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    ok: bool
-    default_branch: str | None = None
-    head_commit: str | None = None
-    error: str | None = None
-
-
-async def fetch_mirror(
-    *, repository: Repository, settings: Settings, box: SecretBox
-) -> FetchResult:
-    """Bring the mirror up to date (a no-op for pushed and uploaded repositories)."""
-    path = mirror_path(settings, repository)
-    try:
-        if repository.source == RepoSource.URL and repository.clone_url:
-            await git.mirror(
-                repository.clone_url,
-                path,
-                time_limit=settings.analysis.git_time_limit_seconds,
-                env=_fetch_env(repository, box),
-            )
-        branch = await git.default_branch(path)
-        head = await git.resolve(path, branch or "HEAD")
-    except git.GitError as exc:
-        return FetchResult(ok=False, error=str(exc))
-    return FetchResult(ok=True, default_branch=branch, head_commit=head)
-
-
-def _fetch_env(repository: Repository, box: SecretBox) -> dict[str, str]:
-    kind = "local" if (repository.clone_url or "").startswith("file:") else "https"
-    username = token = None
-    if repository.credentials_encrypted:
-        username, _, token = box.decrypt(repository.credentials_encrypted).partition("\n")
-    return sources.fetch_env(kind, username or None, token or None)
+# Fetching (repos/mirrors.py) runs git with no transaction open; the outcome is recorded here.
 
 
 async def record_fetch(
@@ -428,8 +390,8 @@ async def note_analysis(
 
 
 async def due_for_schedule(*, session: AsyncSession, now: datetime, limit: int) -> list[Repository]:
-    """Repositories whose schedule says to analyse them now; their next run is moved on."""
-    due = list(
+    """Repositories whose schedule says to analyse them now, longest overdue first."""
+    return list(
         await session.scalars(
             select(Repository)
             .where(Repository.next_scheduled_at <= now)
@@ -437,10 +399,12 @@ async def due_for_schedule(*, session: AsyncSession, now: datetime, limit: int) 
             .limit(limit)
         )
     )
-    for repository in due:
-        repository.next_scheduled_at = _next_run(settings_of(repository), now)
+
+
+async def schedule_next(*, session: AsyncSession, repository: Repository, now: datetime) -> None:
+    """Move a repository's next scheduled analysis on, once this one has started."""
+    repository.next_scheduled_at = _next_run(settings_of(repository), now)
     await session.flush()
-    return due
 
 
 async def count_in_project(*, session: AsyncSession, project_ids: list[str]) -> dict[str, int]:

@@ -28,9 +28,11 @@ async def fetch(ctx: JobContext) -> None:
         repository=repository, settings=settings, box=instance_secret_box(settings)
     )
     async with ctx.transaction() as session:
-        await service.record_fetch(
+        recorded = await service.record_fetch(
             session=session, organization_id=organization_id, repo_id=repo_id, result=result
         )
+    if recorded is None:  # deleted while git ran: the fetch may have remade its mirror
+        service.remove_mirror(service.mirror_path(settings, repository), settings)
     log.info("repository_fetched", repository_id=repo_id, ok=result.ok, error=result.error)
 
 

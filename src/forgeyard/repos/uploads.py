@@ -8,7 +8,9 @@ event tells the analysis domain to analyse what arrived.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,10 +93,6 @@ async def get_upload(*, session: AsyncSession, who: Principal, upload_id: str) -
     return upload
 
 
-async def load_upload(*, session: AsyncSession, upload_id: str) -> GitUpload | None:
-    return await session.get(GitUpload, upload_id)
-
-
 def push_url(settings: Settings, upload: GitUpload) -> str:
     return f"{settings.public_url.rstrip('/')}/api/v1/git-uploads/{upload.id}/repo.git"
 
@@ -105,15 +103,20 @@ def authenticated_url(settings: Settings, upload: GitUpload, token: str) -> str:
 
 
 async def authenticate_push(
-    *, session: AsyncSession, hasher: TokenHasher, upload_id: str, token: str | None
+    *,
+    session: AsyncSession,
+    hasher: TokenHasher,
+    upload_id: str,
+    token: str | None,
+    for_update: bool = False,
 ) -> GitUpload:
     """The upload a push may go to, or 401: unknown, wrong token and expired look the same
-    to a client that could be guessing."""
-    upload = (
-        await session.scalar(select(GitUpload).where(GitUpload.id == upload_id))
-        if is_valid_id("gup", upload_id)
-        else None
-    )
+    to a client that could be guessing. ``for_update`` locks the row, so two first pushes
+    at once make one repository."""
+    statement = select(GitUpload).where(GitUpload.id == upload_id)
+    if for_update:
+        statement = statement.with_for_update()
+    upload = await session.scalar(statement) if is_valid_id("gup", upload_id) else None
     if (
         upload is None
         or token is None
@@ -128,10 +131,9 @@ async def authenticate_push(
     return upload
 
 
-async def repository_for_push(
-    *, session: AsyncSession, settings: Settings, upload: GitUpload
-) -> Repository:
-    """The repository the upload fills, created (with an empty mirror) on its first push."""
+async def repository_for_push(*, session: AsyncSession, upload: GitUpload) -> Repository:
+    """The repository the upload fills; its row is made on the first push (the caller makes
+    the empty mirror once this transaction has committed)."""
     if upload.repository_id is not None:
         return await service.get_repo_in(
             session=session, organization_id=upload.organization_id, repo_id=upload.repository_id
@@ -145,41 +147,54 @@ async def repository_for_push(
         created_by_id=upload.created_by_id,
     )
     upload.repository_id = repository.id
-    await git.init_bare(service.mirror_path(settings, repository))
     await session.flush()
     return repository
 
 
-async def record_push(
-    *, session: AsyncSession, settings: Settings, upload: GitUpload, repository: Repository
-) -> None:
-    """After a push: the repository's branch and head, its timeline, and ``repo.pushed``."""
-    path = service.mirror_path(settings, repository)
-    branches = await git.branches(path)
-    if not branches:
-        return  # a push that only deleted refs: nothing to analyse
-    branch = await git.default_branch(path)
-    if branch not in branches:
+@dataclass(frozen=True)
+class PushState:
+    branch: str
+    head: str
+
+
+async def read_push(mirror: Path) -> PushState:
+    """The branch a pushed repository is analysed on, and its head; HEAD is pointed at an
+    existing branch (main, else master, else the first) if it names none."""
+    branches = await git.branches(mirror)
+    branch = await git.default_branch(mirror)
+    if branch not in branches and branches:
         branch = "main" if "main" in branches else "master" if "master" in branches else branches[0]
-        await git.set_default_branch(path, branch)
-    head = await git.resolve(path, branch)
+        await git.set_default_branch(mirror, branch)
+    branch = branch or "main"
+    return PushState(branch=branch, head=await git.resolve(mirror, branch))
+
+
+async def record_push(*, session: AsyncSession, upload_id: str, state: PushState) -> None:
+    """After a push: the repository's branch and head, its timeline, and ``repo.pushed``."""
+    upload = await session.get(GitUpload, upload_id)
+    if upload is None or upload.repository_id is None:
+        return
+    repository = await service.get_repo_in(
+        session=session, organization_id=upload.organization_id, repo_id=upload.repository_id
+    )
+    now = utcnow()
     upload.pushes += 1
-    upload.last_push_at = utcnow()
+    upload.last_push_at = now
     repository.status = RepoStatus.ACTIVE
-    repository.default_branch = branch
-    repository.head_commit = head
-    repository.last_fetched_at = utcnow()
+    repository.default_branch = state.branch
+    repository.head_commit = state.head
+    repository.last_fetched_at = now
     await service.record_event(
         session=session,
         repository=repository,
         kind="pushed",
-        message=f"pushed {branch} at {head}",
-        data={"commit": head, "branch": branch, "upload_id": upload.id},
+        message=f"pushed {state.branch} at {state.head}",
+        data={"commit": state.head, "branch": state.branch, "upload_id": upload.id},
     )
     await emit(
         session,
         "repo.pushed",
-        {"repository_id": repository.id, "commit": head, "branch": branch},
+        {"repository_id": repository.id, "commit": state.head, "branch": state.branch},
         organization_id=repository.organization_id,
     )
     await session.flush()

@@ -228,6 +228,8 @@ async def test_the_plans_analyses_per_hour_are_enforced(
         ({"repository_id": "repo_01NOPE"}, 404, "not_found"),
         ({"repository_id": "x", "ref": ""}, 400, "invalid_input"),
         ({"repository_id": "x", "extra": 1}, 400, "invalid_input"),
+        ({"repository_id": "x", "ref": "-x"}, 400, "invalid_input"),
+        ({"repository_id": "x", "ref": "main..evil"}, 400, "invalid_input"),
     ],
 )
 async def test_bad_triggers_are_refused(
@@ -410,3 +412,32 @@ async def test_a_client_follows_every_stage_in_order_to_the_final_status(
     ]
     assert len(seen_running) > 1, "stages were streamed while they ran"
     assert seen_running == sorted(seen_running, key=names.index), "in order"
+
+
+async def test_switching_a_detector_off_leaves_its_findings_as_they_were(
+    client: httpx.AsyncClient, database: Database, acme: Tenants, git_repo: GitRepo
+) -> None:
+    """Not analysed is not fixed: turning the secrets detector off (or excluding a path)
+    must not mark its findings fixed, nor make them new again when it comes back."""
+    repo = await register(client, acme.owner, git_repo.url)
+    await run_jobs(database)
+    await analyse(client, database, acme.owner, repo["id"])
+    (secret,) = await _findings(client, acme, detector="secrets")
+    off = await client.put(
+        f"{API}/repos/{repo['id']}/settings",
+        json={"detectors": {"secrets": False}, "exclude_paths": ["app/shell.py"]},
+        headers=acme.owner.headers,
+    )
+    assert off.status_code == 200
+    second = await analyse(client, database, acme.owner, repo["id"])
+    assert "secrets" not in second["detectors"]
+    assert second["fixed_findings"] == 0
+    assert second["new_findings"] == {}
+    statuses = {f["status"] for f in await _findings(client, acme, repository_id=repo["id"])}
+    assert statuses == {"open"}
+    on = await client.put(f"{API}/repos/{repo['id']}/settings", json={}, headers=acme.owner.headers)
+    assert on.status_code == 200
+    third = await analyse(client, database, acme.owner, repo["id"])
+    assert (third["fixed_findings"], third["new_findings"]) == (0, {})
+    (again,) = await _findings(client, acme, detector="secrets")
+    assert (again["id"], again["status"]) == (secret["id"], "open")

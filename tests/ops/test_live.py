@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -19,6 +17,7 @@ from forgeyard.kernel.db import Database
 from forgeyard.ops import service
 from forgeyard.settings import JobSettings, Settings
 from tests.identity.conftest import Account, complete_setup
+from tests.sse import parse_events
 
 API = "/api/v1"
 gate = asyncio.Event()
@@ -51,17 +50,6 @@ async def live_app(
     app = create_app(settings, database=committed_database)
     async with app.router.lifespan_context(app):
         yield app
-
-
-def parse_events(body: str) -> list[dict[str, Any]]:
-    events = []
-    for block in body.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
-        )
-        if fields:
-            events.append({**fields, "data": orjson.loads(fields["data"])})
-    return events
 
 
 async def test_a_client_follows_a_job_to_its_end_and_resumes_where_it_left_off(

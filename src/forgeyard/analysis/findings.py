@@ -21,9 +21,9 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.principals import Principal
-from forgeyard.kernel.db import utcnow
-from forgeyard.kernel.errors import InvalidInputError, NotFoundError
-from forgeyard.kernel.ids import is_valid_id, new_id
+from forgeyard.kernel.db import get_owned, utcnow
+from forgeyard.kernel.errors import InvalidInputError
+from forgeyard.kernel.ids import new_id
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.analysis import Finding, FindingOccurrence, FindingStatus
 from forgeyard.models.repo import Repository
@@ -293,18 +293,14 @@ async def by_detector(
 
 
 async def get_finding(*, session: AsyncSession, who: Principal, finding_id: str) -> Finding:
-    finding = (
-        await session.scalar(
-            select(Finding).where(
-                Finding.id == finding_id, Finding.organization_id == who.organization_id
-            )
-        )
-        if is_valid_id("fnd", finding_id)
-        else None
+    return await get_owned(
+        session,
+        Finding,
+        finding_id,
+        organization_id=who.organization_id,
+        kind="finding",
+        prefix="fnd",
     )
-    if finding is None:
-        raise NotFoundError(f"finding {finding_id} not found", details={"finding_id": finding_id})
-    return finding
 
 
 async def _seen_last(session: AsyncSession, finding: Finding) -> bool:

@@ -19,14 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from forgeyard.analysis.detectors import DETECTORS
 from forgeyard.auth.principals import Principal
 from forgeyard.jobs import emit, enqueue
-from forgeyard.kernel.db import utcnow
+from forgeyard.kernel.db import get_owned, utcnow
 from forgeyard.kernel.errors import (
     ConflictError,
     InvalidInputError,
-    NotFoundError,
     RateLimitedError,
 )
-from forgeyard.kernel.ids import is_valid_id, new_id
+from forgeyard.kernel.ids import new_id
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.analysis import (
     ACTIVE_ANALYSIS,
@@ -69,20 +68,14 @@ async def limits_of(
 
 async def get_analysis(*, session: AsyncSession, who: Principal, analysis_id: str) -> Analysis:
     await settle(session=session, organization_id=who.organization_id)
-    analysis = (
-        await session.scalar(
-            select(Analysis).where(
-                Analysis.id == analysis_id, Analysis.organization_id == who.organization_id
-            )
-        )
-        if is_valid_id("ana", analysis_id)
-        else None
+    return await get_owned(
+        session,
+        Analysis,
+        analysis_id,
+        organization_id=who.organization_id,
+        kind="analysis",
+        prefix="ana",
     )
-    if analysis is None:
-        raise NotFoundError(
-            f"analysis {analysis_id} not found", details={"analysis_id": analysis_id}
-        )
-    return analysis
 
 
 async def history(

@@ -13,14 +13,14 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.analysis import archives, service
 from forgeyard.auth.principals import Principal
 from forgeyard.kernel import git
-from forgeyard.kernel.errors import InvalidInputError, NotFoundError
-from forgeyard.kernel.ids import is_valid_id, new_id
+from forgeyard.kernel.db import get_owned
+from forgeyard.kernel.errors import InvalidInputError
+from forgeyard.kernel.ids import new_id
 from forgeyard.models.analysis import Analysis, UploadSession
 from forgeyard.models.repo import RepoSource, RepoStatus
 from forgeyard.repos import service as repos
@@ -136,18 +136,14 @@ def clean_filename(name: str | None) -> str:
 async def get_session(
     *, session: AsyncSession, who: Principal, session_id: str
 ) -> tuple[UploadSession, Analysis | None]:
-    record = (
-        await session.scalar(
-            select(UploadSession).where(
-                UploadSession.id == session_id,
-                UploadSession.organization_id == who.organization_id,
-            )
-        )
-        if is_valid_id("ses", session_id)
-        else None
+    record = await get_owned(
+        session,
+        UploadSession,
+        session_id,
+        organization_id=who.organization_id,
+        kind="session",
+        prefix="ses",
     )
-    if record is None:
-        raise NotFoundError(f"session {session_id} not found", details={"session_id": session_id})
     analysis = await session.get(Analysis, record.analysis_id) if record.analysis_id else None
     return record, analysis
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, MetaData, event, select, text
 from sqlalchemy.engine import CursorResult, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -25,7 +25,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
-from forgeyard.kernel.errors import ForgeyardError
+from forgeyard.kernel.errors import ForgeyardError, NotFoundError
+from forgeyard.kernel.ids import is_valid_id
 from forgeyard.settings import DatabaseSettings
 
 # Stable constraint names, so Alembic can alter constraints on SQLite (batch mode) and
@@ -43,6 +44,36 @@ async def rows_affected(executor: AsyncSession | AsyncConnection, statement: Exe
     """Run an UPDATE or DELETE and say how many rows it touched."""
     result = await executor.execute(statement)
     return cast("CursorResult[Any]", result).rowcount
+
+
+OwnedRow = TypeVar("OwnedRow", bound="Base")
+
+
+async def get_owned(
+    session: AsyncSession,
+    model: type[OwnedRow],
+    row_id: str,
+    *,
+    organization_id: str,
+    kind: str,
+    prefix: str,
+) -> OwnedRow:
+    """The row ``row_id`` of ``model`` if ``organization_id`` owns it; else 404 ``not_found``.
+
+    Another organization's id answers exactly like an id that does not exist, and a malformed
+    one never reaches the database.
+    """
+    found: OwnedRow | None = None
+    if is_valid_id(prefix, row_id):
+        columns = model.__table__.c
+        rows = await session.scalars(
+            select(model).where(columns.id == row_id, columns.organization_id == organization_id)
+        )
+        found = rows.first()
+    if found is None:
+        field = kind.replace(" ", "_") + "_id"
+        raise NotFoundError(f"{kind} {row_id} not found", details={field: row_id})
+    return found
 
 
 def utcnow() -> datetime:

@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import audit
 from forgeyard.auth.principals import Principal
-from forgeyard.kernel.errors import ConflictError, NotFoundError
-from forgeyard.kernel.ids import is_valid_id, new_id
+from forgeyard.kernel.db import get_owned
+from forgeyard.kernel.errors import ConflictError
+from forgeyard.kernel.ids import new_id
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.analysis import Analysis
 from forgeyard.models.repo import Project, Repository
@@ -19,18 +20,14 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 async def get_project(*, session: AsyncSession, who: Principal, project_id: str) -> Project:
-    project = (
-        await session.scalar(
-            select(Project).where(
-                Project.id == project_id, Project.organization_id == who.organization_id
-            )
-        )
-        if is_valid_id("prj", project_id)
-        else None
+    return await get_owned(
+        session,
+        Project,
+        project_id,
+        organization_id=who.organization_id,
+        kind="project",
+        prefix="prj",
     )
-    if project is None:
-        raise NotFoundError(f"project {project_id} not found", details={"project_id": project_id})
-    return project
 
 
 async def list_projects(

@@ -19,8 +19,8 @@ from forgeyard.auth import audit
 from forgeyard.auth.principals import Principal
 from forgeyard.jobs import emit, enqueue
 from forgeyard.kernel.crypto import SecretBox
-from forgeyard.kernel.db import utcnow
-from forgeyard.kernel.errors import ConflictError, InvalidInputError, NotFoundError
+from forgeyard.kernel.db import get_owned, utcnow
+from forgeyard.kernel.errors import ConflictError, InvalidInputError
 from forgeyard.kernel.http import OutboundPolicy
 from forgeyard.kernel.ids import is_valid_id, new_id
 from forgeyard.kernel.pagination import PageParams, paginate
@@ -53,19 +53,14 @@ async def get_repo(*, session: AsyncSession, who: Principal, repo_id: str) -> Re
 
 
 async def get_repo_in(*, session: AsyncSession, organization_id: str, repo_id: str) -> Repository:
-    # Another organization's id answers exactly like one that does not exist.
-    repository = (
-        await session.scalar(
-            select(Repository).where(
-                Repository.id == repo_id, Repository.organization_id == organization_id
-            )
-        )
-        if is_valid_id("repo", repo_id)
-        else None
+    return await get_owned(
+        session,
+        Repository,
+        repo_id,
+        organization_id=organization_id,
+        kind="repository",
+        prefix="repo",
     )
-    if repository is None:
-        raise NotFoundError(f"repository {repo_id} not found", details={"repo_id": repo_id})
-    return repository
 
 
 async def list_repos(

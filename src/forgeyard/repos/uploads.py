@@ -19,8 +19,8 @@ from forgeyard.auth.principals import Principal
 from forgeyard.jobs import emit
 from forgeyard.kernel import git
 from forgeyard.kernel.crypto import TokenHasher, new_token
-from forgeyard.kernel.db import utcnow
-from forgeyard.kernel.errors import InvalidInputError, NotFoundError, UnauthorizedError
+from forgeyard.kernel.db import get_owned, utcnow
+from forgeyard.kernel.errors import InvalidInputError, UnauthorizedError
 from forgeyard.kernel.ids import is_valid_id, new_id
 from forgeyard.models.repo import GitUpload, Repository, RepoSource, RepoStatus
 from forgeyard.repos import schemas, service
@@ -79,18 +79,14 @@ async def create_upload(
 
 
 async def get_upload(*, session: AsyncSession, who: Principal, upload_id: str) -> GitUpload:
-    upload = (
-        await session.scalar(
-            select(GitUpload).where(
-                GitUpload.id == upload_id, GitUpload.organization_id == who.organization_id
-            )
-        )
-        if is_valid_id("gup", upload_id)
-        else None
+    return await get_owned(
+        session,
+        GitUpload,
+        upload_id,
+        organization_id=who.organization_id,
+        kind="git upload",
+        prefix="gup",
     )
-    if upload is None:
-        raise NotFoundError(f"git upload {upload_id} not found", details={"upload_id": upload_id})
-    return upload
 
 
 def push_url(settings: Settings, upload: GitUpload) -> str:

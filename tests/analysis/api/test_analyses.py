@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
@@ -25,6 +23,7 @@ from forgeyard.models.job import Event
 from forgeyard.settings import JobSettings
 from tests.identity.conftest import Tenants
 from tests.repos.conftest import API, GitRepo, analyse, register, run_jobs
+from tests.sse import parse_events
 
 DETECTOR_ORDER = [
     "lint",
@@ -364,17 +363,6 @@ async def test_finding_filters_and_bad_ones(
         headers=acme.viewer.headers,
     )
     assert viewer.status_code == 403
-
-
-def parse_events(body: str) -> list[dict[str, Any]]:
-    events = []
-    for block in body.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
-        )
-        if fields:
-            events.append({**fields, "data": orjson.loads(fields["data"])})
-    return events
 
 
 async def test_a_client_follows_every_stage_in_order_to_the_final_status(

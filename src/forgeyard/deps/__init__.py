@@ -1,0 +1,1 @@
+"""Dependency updates: manifests, registries, updates, update jobs and pull requests."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +21,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
+
+from tests.processes import free_port, node_available, npm_ci_once, stop
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT = 30.0  # seconds; the first start after an install reads many files
@@ -41,11 +41,6 @@ class SignInError(AssertionError):
     """The scripted browser did not get back to the relying party with an answer."""
 
 
-def node_available() -> bool:
-    """Whether the provider can run here at all (for ``pytest.mark.skipif``)."""
-    return shutil.which("node") is not None and shutil.which("npm") is not None
-
-
 @contextmanager
 def start_provider(tmp_dir: Path, redirect_uris: list[str]) -> Iterator[Provider]:
     """Runs the provider with one confidential client until the ``with`` block ends.
@@ -54,8 +49,8 @@ def start_provider(tmp_dir: Path, redirect_uris: list[str]) -> Iterator[Provider
     """
     if not node_available():
         pytest.skip("the OIDC tests need Node.js and npm (node, npm on PATH)")
-    _install_once()
-    port = _free_port()
+    npm_ci_once(HERE)
+    port = free_port()
     client_id, client_secret = "forgeyard-test", secrets.token_urlsafe(24)
     client = {
         "client_id": client_id,
@@ -80,32 +75,7 @@ def start_provider(tmp_dir: Path, redirect_uris: list[str]) -> Iterator[Provider
             client_secret=client_secret,
         )
     finally:
-        _stop(process)
-
-
-def _install_once() -> None:
-    """``npm ci`` on a fresh checkout, so ``make test`` needs no extra step; kept afterwards.
-
-    npm writes node_modules/.package-lock.json last, so its presence means a finished install.
-    """
-    if (HERE / "node_modules" / ".package-lock.json").exists():
-        return
-    result = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-        cwd=HERE,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"npm ci failed in {HERE}:\n{result.stdout}{result.stderr}")
-
-
-def _free_port() -> int:
-    """A port nothing listens on now; the provider binds it a moment later."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        stop(process)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> str:
@@ -122,18 +92,6 @@ def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> str:
         f"the OIDC provider did not start (exit code {process.poll()}):\n"
         + log_path.read_text(errors="replace")
     )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ends the provider this harness started, and only it: by its own process."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def sign_in(authorization_url: str, login: str) -> str:

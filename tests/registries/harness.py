@@ -14,8 +14,6 @@ import base64
 import hashlib
 import http.server
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +30,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import free_port, node_available, npm_ci_once, stop
+
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT = 60.0  # seconds; verdaccio's first start after an install reads many files
 
@@ -41,10 +41,6 @@ class Verdaccio:
     url: str
     token: str
     npmrc: Path  # a user config with the token, for npm publish / npm deprecate
-
-
-def node_available() -> bool:
-    return shutil.which("node") is not None and shutil.which("npm") is not None
 
 
 # --- pypiserver ---------------------------------------------------------------------------
@@ -78,7 +74,7 @@ def start_pypiserver(package_dir: Path, log_dir: Path) -> Iterator[str]:
     executable = Path(sys.executable).with_name("pypi-server")
     if not executable.exists():
         pytest.skip("the PyPI registry tests need pypiserver (pip install -e '.[dev]')")
-    port = _free_port()
+    port = free_port()
     command = [str(executable), "run", "-i", "127.0.0.1", "-p", str(port)]
     command += ["--disable-fallback", "-a", ".", "-P", ".", str(package_dir)]
     url = f"http://127.0.0.1:{port}"
@@ -113,12 +109,12 @@ def start_verdaccio(tmp_dir: Path) -> Iterator[Verdaccio]:
     """Runs verdaccio with no uplinks (nothing is fetched from elsewhere) and one user."""
     if not node_available():
         pytest.skip("the npm registry tests need Node.js and npm (node, npm on PATH)")
-    _install_once()
+    npm_ci_once(HERE)
     config = tmp_dir / "config.yaml"
     config.write_text(
         _VERDACCIO_CONFIG.format(storage=tmp_dir / "storage", htpasswd=tmp_dir / "htpasswd")
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [str(HERE / "node_modules" / ".bin" / "verdaccio"), "--config", str(config)]
     command += ["--listen", f"127.0.0.1:{port}"]
@@ -154,24 +150,6 @@ def publish_npm(verdaccio: Verdaccio, work_dir: Path, name: str, version: str) -
     (package / "index.js").write_text(f"module.exports = {json.dumps(version)};\n")
     tag = ["--tag", "next"] if "-" in version else []
     npm(verdaccio, "publish", *tag, cwd=package)
-
-
-def _install_once() -> None:
-    """``npm ci`` on a fresh checkout, so ``make test`` needs no extra step; kept afterwards.
-
-    npm writes node_modules/.package-lock.json last, so its presence means a finished install.
-    """
-    if (HERE / "node_modules" / ".package-lock.json").exists():
-        return
-    result = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-        cwd=HERE,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"npm ci failed in {HERE}:\n{result.stdout}{result.stderr}")
 
 
 # --- a registry that misbehaves on purpose -------------------------------------------------
@@ -263,13 +241,6 @@ def scripted_server(upstream: str, scripts: dict[str, list[Answer]]) -> Iterator
 # --- processes ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    """A port nothing listens on now; the server binds it a moment later."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _running(command: list[str], log_path: Path, ready_url: str) -> Iterator[None]:
     """Runs ``command`` until the block ends; ready once ``ready_url`` answers 200."""
@@ -281,7 +252,7 @@ def _running(command: list[str], log_path: Path, ready_url: str) -> Iterator[Non
         _wait_until_ready(process, log_path, ready_url)
         yield
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, url: str) -> None:
@@ -297,15 +268,3 @@ def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, url: str
         f"{log_path.stem} did not start (exit code {process.poll()}):\n"
         + log_path.read_text(errors="replace")
     )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ends the server this harness started, and only it: by its own process."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,17 +21,14 @@ from forgeyard.kernel.db import Database, utcnow
 from forgeyard.models.repo import GitUpload
 from forgeyard.settings import Settings
 from tests.identity.conftest import Tenants
+from tests.processes import free_port
 from tests.repos.conftest import API, GIT_ENV, GitRepo, register, run_jobs
 
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Iterator[Settings]:
     """The test's settings, with public_url pointing at the server started below."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    settings.public_url = f"http://127.0.0.1:{port}"
+    settings.public_url = f"http://127.0.0.1:{free_port()}"
     return settings
 
 

@@ -109,6 +109,7 @@ async def concurrency(
     *, session: AsyncSession, who: Principal, settings: Settings
 ) -> dict[str, Any]:
     limits = plan_limits(settings, who.plan)
+    await settle(session=session, organization_id=who.organization_id)
     in_use = await _active_count(session, who.organization_id)
     return {
         "limit": limits.concurrent_analyses,
@@ -120,7 +121,6 @@ async def concurrency(
 
 
 async def _active_count(session: AsyncSession, organization_id: str) -> int:
-    await settle(session=session, organization_id=organization_id)
     count = await session.scalar(
         select(func.count()).where(
             Analysis.organization_id == organization_id,
@@ -130,9 +130,7 @@ async def _active_count(session: AsyncSession, organization_id: str) -> int:
     return int(count or 0)
 
 
-async def settle(
-    *, session: AsyncSession, organization_id: str, repository_id: str | None = None
-) -> None:
+async def settle(*, session: AsyncSession, organization_id: str) -> None:
     """End the analyses whose job ended without running them to the end: cancelled while
     queued (``POST /jobs/{id}/cancel``), or given up on by the reaper. Without this a
     repository would stay "busy" for ever."""
@@ -145,8 +143,6 @@ async def settle(
             Job.status.in_([s.value for s in FINISHED]),
         )
     )
-    if repository_id is not None:
-        statement = statement.where(Analysis.repository_id == repository_id)
     for analysis, job_status in (await session.execute(statement)).all():
         cancelled = job_status == JobStatus.CANCELLED
         reason = "cancelled" if cancelled else f"its job ended {job_status}"
@@ -210,11 +206,7 @@ async def start(
     """Queue an analysis of ``repository``: ConflictError if one is queued or running for
     it, RateLimitedError (``concurrency_limit``) if the organization has as many as its plan
     runs at once. Callers that are not a person (pushes, schedules) try again later."""
-    await settle(
-        session=session,
-        organization_id=repository.organization_id,
-        repository_id=repository.id,
-    )
+    await settle(session=session, organization_id=repository.organization_id)
     if await _active_count(session, repository.organization_id) >= limits.concurrent_analyses:
         raise RateLimitedError(
             f"{limits.concurrent_analyses} analyses are queued or running for this "

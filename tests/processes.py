@@ -1,12 +1,18 @@
 """What the test harnesses that run real servers (Node tools, registries) share: installing
-a Node tool's dependencies once, a free loopback port, and stopping only what they started."""
+a Node tool's dependencies once, a free loopback port, running a server until it answers,
+and stopping only what they started."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 
 def node_available() -> bool:
@@ -48,3 +54,48 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def running(
+    command: list[str],
+    log_path: Path,
+    ready_url: str,
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs ``command`` (its output in ``log_path``) until the block ends; yields once
+    ``ready_url`` answers 200, or fails with the log if it exits or ``timeout`` passes."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_until_ready(process, log_path, ready_url, timeout, headers or {})
+        yield process
+    finally:
+        stop(process)
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    url: str,
+    timeout: float,
+    headers: Mapping[str, str],
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            answer = httpx.get(url, headers=dict(headers), timeout=2, trust_env=False)
+            if answer.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"{log_path.stem} did not start (exit code {process.poll()}):\n"
+        + log_path.read_text(errors="replace")
+    )

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -22,15 +23,18 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from tests.processes import free_port, node_available, npm_ci_once, stop
+from tests.processes import free_port, node_available, npm_ci_once, running
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT = 60.0  # seconds; verdaccio's first start after an install reads many files
@@ -46,26 +50,68 @@ class Verdaccio:
 # --- pypiserver ---------------------------------------------------------------------------
 
 
-def write_wheel(directory: Path, name: str, version: str) -> Path:
-    """A minimal pure-Python wheel of ``name`` ``version`` (one module, valid RECORD)."""
+def write_wheel(directory: Path, name: str, version: str, module: str = "") -> Path:
+    """A minimal pure-Python wheel of ``name`` ``version`` (one module, valid RECORD);
+    ``module`` is more source for that module (``def add(a, b): ...``)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     files = {
-        f"{dist}/__init__.py": f'__version__ = "{version}"\n',
+        f"{dist}/__init__.py": f'__version__ = "{version}"\n{module}',
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: forgeyard-tests\n"
         "Root-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    return _zip_wheel(directory / f"{dist}-{version}-py3-none-any.whl", info, files)
+
+
+def _zip_wheel(wheel: Path, info: str, files: Mapping[str, str | bytes]) -> Path:
+    """Writes ``files`` and their RECORD (``info``/RECORD) into the wheel archive ``wheel``."""
     record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    wheel = directory / f"{dist}-{version}-py3-none-any.whl"
+    for path, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(data)}")
+    files = {**files, f"{info}/RECORD": "\n".join([*record, f"{info}/RECORD,,"]) + "\n"}
     with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
+        for path, content in files.items():
+            archive.writestr(path, content)
     return wheel
+
+
+def write_installed_wheels(directory: Path, name: str) -> list[Path]:
+    """Wheels of ``name`` and of everything it needs here, rebuilt from what is installed in
+    this Python (pure-Python distributions only: the index then serves the real pytest).
+    Only the distribution's own files are taken: no scripts, no bytecode, no installer notes."""
+    wanted, done, wheels = [name], set(), []
+    while wanted:
+        dist = metadata.distribution(wanted.pop())
+        key = canonicalize_name(dist.metadata["Name"])
+        if key in done:
+            continue
+        done.add(key)
+        wheels.append(_wheel_from_installed(directory, dist))
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+    return wheels
+
+
+def _wheel_from_installed(directory: Path, dist: metadata.Distribution) -> Path:
+    name, version = dist.metadata["Name"], dist.version
+    info = next(p.parts[0] for p in dist.files or [] if p.parts[0].endswith(".dist-info"))
+    left_out = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    files: dict[str, str | bytes] = {}
+    for path in dist.files or []:
+        if path.parts[0] == ".." or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        if path.parts[0] == info and path.name in left_out:
+            continue
+        files[path.as_posix()] = Path(str(path.locate())).read_bytes()
+    if b"Tag: py3-none-any" not in Path(str(dist.locate_file(f"{info}/WHEEL"))).read_bytes():
+        raise RuntimeError(f"{name} {version} is not a pure-Python wheel; cannot rebuild it")
+    dist_name = re.sub(r"[-_.]+", "_", name).lower()
+    return _zip_wheel(directory / f"{dist_name}-{version}-py3-none-any.whl", info, files)
 
 
 @contextmanager
@@ -78,7 +124,7 @@ def start_pypiserver(package_dir: Path, log_dir: Path) -> Iterator[str]:
     command = [str(executable), "run", "-i", "127.0.0.1", "-p", str(port)]
     command += ["--disable-fallback", "-a", ".", "-P", ".", str(package_dir)]
     url = f"http://127.0.0.1:{port}"
-    with _running(command, log_dir / "pypiserver.log", f"{url}/simple/"):
+    with running(command, log_dir / "pypiserver.log", f"{url}/simple/", timeout=START_TIMEOUT):
         yield url
 
 
@@ -89,6 +135,7 @@ storage: {storage}
 auth:
   htpasswd:
     file: {htpasswd}
+    algorithm: {password_hash}
 uplinks: {{}}
 packages:
   '@*/*':
@@ -105,20 +152,28 @@ log: {{type: stdout, format: pretty, level: warn}}
 
 
 @contextmanager
-def start_verdaccio(tmp_dir: Path) -> Iterator[Verdaccio]:
-    """Runs verdaccio with no uplinks (nothing is fetched from elsewhere) and one user."""
+def start_verdaccio(tmp_dir: Path, password_hash: str = "bcrypt") -> Iterator[Verdaccio]:
+    """Runs verdaccio with no uplinks (nothing is fetched from elsewhere) and one user.
+
+    Verdaccio checks the user's password on every authenticated request; ``password_hash``
+    "sha1" makes that cheap where bcrypt (verdaccio's default) costs ~0.1 s a request, for
+    callers that publish hundreds of versions (bench/deps_fixture.py)."""
     if not node_available():
         pytest.skip("the npm registry tests need Node.js and npm (node, npm on PATH)")
     npm_ci_once(HERE)
     config = tmp_dir / "config.yaml"
     config.write_text(
-        _VERDACCIO_CONFIG.format(storage=tmp_dir / "storage", htpasswd=tmp_dir / "htpasswd")
+        _VERDACCIO_CONFIG.format(
+            storage=tmp_dir / "storage",
+            htpasswd=tmp_dir / "htpasswd",
+            password_hash=password_hash,
+        )
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [str(HERE / "node_modules" / ".bin" / "verdaccio"), "--config", str(config)]
     command += ["--listen", f"127.0.0.1:{port}"]
-    with _running(command, tmp_dir / "verdaccio.log", f"{url}/-/ping"):
+    with running(command, tmp_dir / "verdaccio.log", f"{url}/-/ping", timeout=START_TIMEOUT):
         answer = httpx.put(
             f"{url}/-/user/org.couchdb.user:fy",
             json={"name": "fy", "password": "fy-password", "email": "fy@example.com"},
@@ -141,11 +196,21 @@ def npm(verdaccio: Verdaccio, *args: str, cwd: Path | None = None) -> None:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
-def publish_npm(verdaccio: Verdaccio, work_dir: Path, name: str, version: str) -> None:
-    """Publishes a one-file package ``name@version`` (prereleases under the ``next`` tag)."""
+def publish_npm(
+    verdaccio: Verdaccio,
+    work_dir: Path,
+    name: str,
+    version: str,
+    scripts: dict[str, str] | None = None,
+) -> None:
+    """Publishes a one-file package ``name@version`` (prereleases under the ``next`` tag),
+    with ``scripts`` in its package.json when given (a ``postinstall``, say)."""
     package = work_dir / f"{name.replace('/', '+')}-{version}"
     package.mkdir(parents=True)
-    manifest = {"name": name, "version": version, "main": "index.js", "license": "MIT"}
+    manifest: dict[str, object] = {"name": name, "version": version, "main": "index.js"}
+    manifest["license"] = "MIT"
+    if scripts:
+        manifest["scripts"] = scripts
     (package / "package.json").write_text(json.dumps(manifest))
     (package / "index.js").write_text(f"module.exports = {json.dumps(version)};\n")
     tag = ["--tag", "next"] if "-" in version else []
@@ -239,32 +304,3 @@ def scripted_server(upstream: str, scripts: dict[str, list[Answer]]) -> Iterator
 
 
 # --- processes ----------------------------------------------------------------------------
-
-
-@contextmanager
-def _running(command: list[str], log_path: Path, ready_url: str) -> Iterator[None]:
-    """Runs ``command`` until the block ends; ready once ``ready_url`` answers 200."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_ready(process, log_path, ready_url)
-        yield
-    finally:
-        stop(process)
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(
-        f"{log_path.stem} did not start (exit code {process.poll()}):\n"
-        + log_path.read_text(errors="replace")
-    )

@@ -140,6 +140,35 @@ class AnalysisSettings(BaseModel):
     )
 
 
+class DepsSettings(BaseModel):
+    pypi_index_url: str = Field(
+        default="https://pypi.org/simple/",
+        description="The PyPI simple index looked up and installed from, unless a repository "
+        "or organization names its own.",
+    )
+    npm_registry_url: str = Field(
+        default="https://registry.npmjs.org/",
+        description="The npm registry looked up and installed from, unless one is configured.",
+    )
+    osv_database: str | None = Field(
+        default=None,
+        description="An OSV export (a folder of JSON files or a zip, per ecosystem) read for "
+        "known vulnerabilities; refreshed when the file changes.",
+    )
+    lookup_concurrency: int = Field(
+        default=16, gt=0, description="Registry look-ups in flight at once per registry."
+    )
+    install_time_limit_seconds: float = Field(
+        default=900.0, gt=0, description="Longest an update job's install stage may run."
+    )
+    test_time_limit_seconds: float = Field(
+        default=1800.0, gt=0, description="Longest an update job's test stage may run."
+    )
+    max_output_bytes: int = Field(
+        default=256 * 1024, gt=0, description="Output kept per command of an update job."
+    )
+
+
 class PlanLimits(BaseModel):
     api_calls_per_minute: int = Field(gt=0, description="Authenticated requests per minute.")
     concurrent_requests: int = Field(gt=0, description="Requests in flight at once.")
@@ -320,6 +349,10 @@ class Settings(BaseSettings):
     analysis: AnalysisSettings = Field(
         default_factory=AnalysisSettings,
         description="Repositories and code analysis: detectors, git, uploads and archives.",
+    )
+    deps: DepsSettings = Field(
+        default_factory=DepsSettings,
+        description="Dependency updates: registries, vulnerabilities, update job limits.",
     )
 
     @field_validator("cors_origins", mode="before")

@@ -30,7 +30,12 @@ from pydantic import BaseModel
 from forgeyard.analysis import findings
 from forgeyard.api import create_app
 from forgeyard.auth import policy
+from forgeyard.deps import worktrees
 from forgeyard.identity.deps import require_setup_session
+from forgeyard.kernel import git
+from forgeyard.models.deps import Dependency, DependencyUpdate, PullRequest
+from forgeyard.models.repo import Repository, RepoSource
+from forgeyard.repos import service as repos_service
 from forgeyard.settings import Settings
 from tests.identity.conftest import PASSWORD, Account, Tenants
 
@@ -123,16 +128,24 @@ EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/git-uploads"): {"name": "pushed"},
     ("PATCH", "/findings/{finding_id}"): {"status": "ignored", "reason": "policy probe"},
     ("POST", "/sessions"): SOURCE_ZIP,
+    ("PATCH", "/deps/{dep_id}/settings"): {"skip": True},
+    ("POST", "/registries"): {"ecosystem": "npm", "url": "https://93.184.215.14/npm/"},
 }
 # Bodies that name an Acme thing: the ids they need are made like path parameters.
 BODY_IDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/analysis/trigger"): ("repo_id",),
+    ("POST", "/updates/scan"): ("repo_id",),
+    ("POST", "/jobs"): ("dep_id",),
 }
 
 
 def _body_with_ids(case: RouteCase, ids: dict[str, str]) -> dict[str, Any] | None:
     if (case.method, case.path) == ("POST", "/analysis/trigger"):
         return {"repository_id": ids["repo_id"]}
+    if (case.method, case.path) == ("POST", "/updates/scan"):
+        return {"repo_id": ids["repo_id"]}
+    if (case.method, case.path) == ("POST", "/jobs"):
+        return {"repo_id": ids["repo_id"], "dependency": "fy-probe", "target_version": "2.0.0"}
     return None
 
 
@@ -405,6 +418,91 @@ async def _make_upload_id(
     return await _post_id(client, tenants, "/git-uploads", {"name": "pushed by the probe"})
 
 
+async def _make_dep_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """An Acme dependency with an update, written as a scan would (no worker runs here)."""
+    if "repo_id" not in ids:
+        ids["repo_id"] = await _make_repo_id(client, tenants, caller, ids)
+    app = client._transport.app  # type: ignore[attr-defined]
+    organization_id = tenants.owner.organization_id
+    async with app.state.database.transaction() as session:
+        dependency = Dependency(
+            organization_id=organization_id,
+            repository_id=ids["repo_id"],
+            ecosystem="pypi",
+            name="fy-probe",
+            manifest_path="requirements.txt",
+            scope="main",
+            specifier="==1.0.0",
+            current_version="1.0.0",
+        )
+        session.add(dependency)
+        await session.flush()
+        update = DependencyUpdate(
+            organization_id=organization_id,
+            repository_id=ids["repo_id"],
+            dependency_id=dependency.id,
+            current_version="1.0.0",
+            candidate_version="2.0.0",
+            category="major",
+        )
+        session.add(update)
+        await session.flush()
+        ids["update_id"] = update.id
+        return dependency.id
+
+
+async def _make_update_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    await _make_dep_id(client, tenants, caller, ids)
+    return ids["update_id"]
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+async def _make_pr_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """An open local pull request on a repository whose mirror holds its two branches, so
+    that merging it is a real merge (the mirror is the origin of an uploaded repository)."""
+    repo_id = ids.setdefault("repo_id", await _make_repo_id(client, tenants, caller, ids))
+    app = client._transport.app  # type: ignore[attr-defined]
+    organization_id = tenants.owner.organization_id
+    mirror = repos_service.mirror_path_of(app.state.settings, organization_id, repo_id)
+    with tempfile.TemporaryDirectory() as tree:
+        _write(Path(tree, "requirements.txt"), "fy-probe==1.0.0\n")
+        main = await git.commit_directory(mirror, Path(tree), branch="main", message="first")
+    async with worktrees.worktree(mirror, main, time_limit=60) as tree_path:
+        _write(tree_path / "requirements.txt", "fy-probe==2.0.0\n")
+        head = await worktrees.commit_paths(tree_path, ["requirements.txt"], "update")
+    await git.run_git("update-ref", "refs/heads/update", head, cwd=mirror)
+    async with app.state.database.transaction() as session:
+        repository = await session.get(Repository, repo_id)
+        repository.source = RepoSource.ARCHIVE
+        pull = PullRequest(
+            organization_id=organization_id,
+            repository_id=repo_id,
+            provider="local",
+            title="Update fy-probe to 2.0.0",
+            base_branch="main",
+            head_branch="update",
+        )
+        session.add(pull)
+        await session.flush()
+        return pull.id
+
+
+async def _make_registry_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    body = {"ecosystem": "pypi", "url": "https://93.184.215.14/simple/", "secret": "s3cret"}
+    return await _post_id(client, tenants, "/registries", body)
+
+
 ID_MAKERS: dict[str, IdMaker] = {
     "key_id": _make_key_id,
     "webhook_id": _make_webhook_id,
@@ -416,6 +514,10 @@ ID_MAKERS: dict[str, IdMaker] = {
     "finding_id": _make_finding_id,
     "session_id": _make_session_id,
     "upload_id": _make_upload_id,
+    "dep_id": _make_dep_id,
+    "update_id": _make_update_id,
+    "pr_id": _make_pr_id,
+    "registry_id": _make_registry_id,
 }
 # Routes that need a particular kind of thing behind an id.
 ROUTE_ID_MAKERS: dict[tuple[str, str], dict[str, IdMaker]] = {

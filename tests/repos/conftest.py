@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from forgeyard.analysis import tasks as analysis_tasks
+from forgeyard.deps import tasks as deps_tasks
 from forgeyard.jobs.worker import Worker
 from forgeyard.kernel.db import Database
 from forgeyard.repos import tasks as repo_tasks
@@ -107,6 +108,7 @@ def settings(tmp_path: Path, committed_url: str, monkeypatch: pytest.MonkeyPatch
     )
     monkeypatch.setattr(analysis_tasks, "get_settings", lambda: chosen)
     monkeypatch.setattr(repo_tasks, "get_settings", lambda: chosen)
+    monkeypatch.setattr(deps_tasks, "get_settings", lambda: chosen)
     return chosen
 
 

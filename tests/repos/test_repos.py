@@ -147,6 +147,11 @@ async def test_settings_are_replaced_whole_and_checked(
         "exclude_packages": ["@internal/legacy"],
         "exclude_paths": ["vendor/**"],
         "detectors": {"secrets": False},
+        "min_release_age": 3,
+        "groups": [{"name": "types", "patterns": ["@types/*"], "update_types": []}],
+        "auto_update": True,
+        "test_command": "make check",
+        "pull_requests": {"provider": "local", "repository": None, "api_url": None},
     }
     response = await client.put(url, json=chosen, headers=tenants.member.headers)
     assert response.status_code == 200, response.text
@@ -161,6 +166,9 @@ async def test_settings_are_replaced_whole_and_checked(
         ({"target_branch": "--upload-pack=touch"}, "target_branch"),
         ({"target_branch": "a..b"}, "target_branch"),
         ({"surprise": 1}, "surprise"),
+        ({"min_release_age": -1}, "min_release_age"),
+        ({"groups": [{"name": "", "patterns": []}]}, "groups"),
+        ({"pull_requests": {"provider": "svn"}}, "pull_requests"),
     ]:
         refused = await client.put(url, json=bad, headers=tenants.owner.headers)
         assert refused.status_code == 400, refused.text
@@ -169,6 +177,10 @@ async def test_settings_are_replaced_whole_and_checked(
         await client.get(f"{API}/repos/{repo['id']}", headers=tenants.owner.headers)
     ).json()
     assert unchanged["settings"] == chosen
+    response = await client.put(url, json={"schedule": "weekly"}, headers=tenants.member.headers)
+    replaced = response.json()["settings"]
+    assert replaced["groups"] == []
+    assert replaced["auto_update"] is False
     viewer = await client.put(url, json=chosen, headers=tenants.viewer.headers)
     assert viewer.status_code == 403
 

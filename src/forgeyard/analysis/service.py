@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from forgeyard.analysis.changes import new_findings
 from forgeyard.analysis.detectors import DETECTORS
 from forgeyard.auth.principals import Principal
 from forgeyard.jobs import emit, enqueue
@@ -43,6 +44,8 @@ RUN_KIND = "analysis.run"
 # Analyses people start count against the plan; pushes, schedules and uploads are the
 # platform doing its job and only wait their turn.
 MANUAL = "manual"
+# What a change does to findings, for update jobs (analysis/changes.py).
+__all__ = ["new_findings"]
 
 
 def check_detectors(chosen: Mapping[str, bool]) -> None:
@@ -245,6 +248,7 @@ async def start(
         RUN_KIND,
         payload={"analysis_id": analysis_id},
         organization_id=repository.organization_id,
+        repository_id=repository.id,
     )
     analysis.job_id = job.id
     await repos.note_analysis(

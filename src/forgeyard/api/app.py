@@ -21,6 +21,7 @@ from forgeyard.api.middleware import (
 )
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.deps.router import router as deps_router
 from forgeyard.identity.mail import Mailer
 from forgeyard.identity.router import router as identity_router
 from forgeyard.jobs.notify import wakeups
@@ -124,4 +125,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(webhooks_router, prefix=API_PREFIX)
     app.include_router(repos_router, prefix=API_PREFIX)
     app.include_router(analysis_router, prefix=API_PREFIX)
+    app.include_router(deps_router, prefix=API_PREFIX)
     return app

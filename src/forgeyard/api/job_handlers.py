@@ -14,6 +14,7 @@ TASK_MODULES = (
     "forgeyard.webhooks.tasks",
     "forgeyard.repos.tasks",
     "forgeyard.analysis.tasks",
+    "forgeyard.deps.tasks",
 )
 
 

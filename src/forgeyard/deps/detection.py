@@ -127,15 +127,15 @@ def detect(
         return None
     chosen, held_back, notes = newer[0], None, []
     reasons: list[str] = []
-    if settings.ignore_major and _change(ecosystem, current, chosen.version) == "major":
-        same_major = [r for r in newer if _change(ecosystem, current, r.version) != "major"]
+    if settings.ignore_major and semver_change(ecosystem, current, chosen.version) == "major":
+        same_major = [r for r in newer if semver_change(ecosystem, current, r.version) != "major"]
         if same_major:
             held_back, chosen = chosen.version, same_major[0]
             notes.append(f"{held_back} held back: {MAJOR_REASON}")
         else:
             reasons.append(MAJOR_REASON)
     candidate = chosen.version
-    change = _change(ecosystem, current, candidate)
+    change = semver_change(ecosystem, current, candidate)
     fixed = tuple(
         a
         for a in advisories
@@ -269,7 +269,7 @@ def _release(ecosystem: Ecosystem, version: str) -> tuple[int, int, int]:
     return padded[0], padded[1], padded[2]
 
 
-def _change(ecosystem: Ecosystem, current: str, candidate: str) -> SemverChange:
+def semver_change(ecosystem: Ecosystem, current: str, candidate: str) -> SemverChange:
     """Which component moved; a move within one release (2.0rc1 → 2.0, 1.0 → 1.0.post1) and a
     fourth component count as a patch."""
     old, new = _release(ecosystem, current), _release(ecosystem, candidate)

@@ -42,9 +42,11 @@ async def enqueue(
     run_at: datetime | None = None,
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
+    repository_id: str | None = None,
 ) -> Enqueued:
     """Add a job to the caller's transaction; the same idempotency key returns the same job."""
     row = _row(kind, payload, organization_id, priority, run_at, max_attempts, idempotency_key)
+    row["repository_id"] = repository_id
     postgres = session.get_bind().dialect.name == "postgresql"
     statement = _INSERTS[(postgres, idempotency_key is not None)]
     if await _insert_and_wake(session, statement, row, postgres):
@@ -96,6 +98,7 @@ _ROW_KEYS = (
     "version",
     "created_at",
     "idempotency_key",
+    "repository_id",
 )
 _INSERTS = {
     (postgres, keyed): _insert_statement(postgres, keyed)
@@ -138,6 +141,7 @@ def _row(
         "version": 0,
         "created_at": now,
         "idempotency_key": _scoped_key(kind, organization_id, idempotency_key),
+        "repository_id": None,
     }
 
 

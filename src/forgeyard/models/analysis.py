@@ -25,21 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forgeyard.kernel.db import Base, TimestampMixin, UTCDateTime
-from forgeyard.kernel.ids import PrefixedId, new_id
-
-
-def _id(prefix: str) -> Mapped[str]:
-    return mapped_column(PrefixedId(prefix), primary_key=True, default=lambda: new_id(prefix))
-
-
-def _org() -> Mapped[str]:
-    return mapped_column(
-        PrefixedId("org"), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
-
-
-def _repo() -> Mapped[str]:
-    return mapped_column(PrefixedId("repo"), ForeignKey("repositories.id", ondelete="CASCADE"))
+from forgeyard.kernel.ids import PrefixedId
+from forgeyard.models.columns import organization, prefixed_id, repository
 
 
 class AnalysisStatus(StrEnum):
@@ -79,9 +66,9 @@ class FindingStatus(StrEnum):
 
 class Analysis(TimestampMixin, Base):
     __tablename__ = "analyses"
-    id: Mapped[str] = _id("ana")
-    organization_id: Mapped[str] = _org()
-    repository_id: Mapped[str] = _repo()
+    id: Mapped[str] = prefixed_id("ana")
+    organization_id: Mapped[str] = organization()
+    repository_id: Mapped[str] = repository()
     job_id: Mapped[str | None] = mapped_column(String(40))
     trigger: Mapped[str] = mapped_column(String(16))  # manual, schedule, push, session
     ref: Mapped[str | None] = mapped_column(String(255))
@@ -116,9 +103,9 @@ class Analysis(TimestampMixin, Base):
 
 class Finding(TimestampMixin, Base):
     __tablename__ = "findings"
-    id: Mapped[str] = _id("fnd")
-    organization_id: Mapped[str] = _org()
-    repository_id: Mapped[str] = _repo()
+    id: Mapped[str] = prefixed_id("fnd")
+    organization_id: Mapped[str] = organization()
+    repository_id: Mapped[str] = repository()
     fingerprint: Mapped[str] = mapped_column(String(80))
     detector: Mapped[str] = mapped_column(String(40))
     rule_id: Mapped[str] = mapped_column(String(80))
@@ -167,7 +154,7 @@ class FileResult(Base):
 
     __tablename__ = "analysis_file_results"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    organization_id: Mapped[str] = _org()
+    organization_id: Mapped[str] = organization()
     detector: Mapped[str] = mapped_column(String(40))
     detector_version: Mapped[str] = mapped_column(String(120))
     blob: Mapped[str] = mapped_column(String(64))
@@ -184,8 +171,8 @@ class UploadSession(TimestampMixin, Base):
     """
 
     __tablename__ = "upload_sessions"
-    id: Mapped[str] = _id("ses")
-    organization_id: Mapped[str] = _org()
+    id: Mapped[str] = prefixed_id("ses")
+    organization_id: Mapped[str] = organization()
     filename: Mapped[str] = mapped_column(String(500))
     archive_format: Mapped[str] = mapped_column(String(16))
     size_bytes: Mapped[int] = mapped_column(Integer)

@@ -63,6 +63,9 @@ class Job(Base):
         PrefixedId("org"), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The repository the job works on, if any: ``GET /jobs?repo_id=`` filters on it. No
+    # foreign key: a finished job's record outlives the repository.
+    repository_id: Mapped[str | None] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,17 +10,8 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forgeyard.kernel.db import Base, TimestampMixin, UTCDateTime
-from forgeyard.kernel.ids import PrefixedId, new_id
-
-
-def _id(prefix: str) -> Mapped[str]:
-    return mapped_column(PrefixedId(prefix), primary_key=True, default=lambda: new_id(prefix))
-
-
-def _org() -> Mapped[str]:
-    return mapped_column(
-        PrefixedId("org"), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+from forgeyard.kernel.ids import PrefixedId
+from forgeyard.models.columns import organization, prefixed_id
 
 
 class RepoSource(StrEnum):
@@ -37,8 +28,8 @@ class RepoStatus(StrEnum):
 
 class Project(TimestampMixin, Base):
     __tablename__ = "projects"
-    id: Mapped[str] = _id("prj")
-    organization_id: Mapped[str] = _org()
+    id: Mapped[str] = prefixed_id("prj")
+    organization_id: Mapped[str] = organization()
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[str | None] = mapped_column(String(40))
@@ -48,8 +39,8 @@ class Project(TimestampMixin, Base):
 
 class Repository(TimestampMixin, Base):
     __tablename__ = "repositories"
-    id: Mapped[str] = _id("repo")
-    organization_id: Mapped[str] = _org()
+    id: Mapped[str] = prefixed_id("repo")
+    organization_id: Mapped[str] = organization()
     project_id: Mapped[str | None] = mapped_column(
         PrefixedId("prj"), ForeignKey("projects.id", ondelete="SET NULL"), index=True
     )
@@ -80,8 +71,8 @@ class RepoEvent(Base):
     """One line of a repository's timeline: registered, fetched, analysed, gate failed, …"""
 
     __tablename__ = "repository_events"
-    id: Mapped[str] = _id("rev")
-    organization_id: Mapped[str] = _org()
+    id: Mapped[str] = prefixed_id("rev")
+    organization_id: Mapped[str] = organization()
     repository_id: Mapped[str] = mapped_column(
         PrefixedId("repo"), ForeignKey("repositories.id", ondelete="CASCADE")
     )
@@ -97,8 +88,8 @@ class GitUpload(TimestampMixin, Base):
     """A temporary git remote: pushes to it with its token fill one repository."""
 
     __tablename__ = "git_uploads"
-    id: Mapped[str] = _id("gup")
-    organization_id: Mapped[str] = _org()
+    id: Mapped[str] = prefixed_id("gup")
+    organization_id: Mapped[str] = organization()
     # Set from the start when the upload targets an existing repository, else by the first push.
     repository_id: Mapped[str | None] = mapped_column(
         PrefixedId("repo"), ForeignKey("repositories.id", ondelete="CASCADE")

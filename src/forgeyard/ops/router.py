@@ -9,6 +9,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from forgeyard.auth.dependencies import Runtime, require
 from forgeyard.auth.principals import Principal
+from forgeyard.deps import service as deps
 from forgeyard.kernel import sse
 from forgeyard.kernel.dependencies import DatabaseDep, DbSession
 from forgeyard.kernel.pagination import Page, Pagination
@@ -31,12 +32,16 @@ async def list_jobs(
     page: Pagination,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     kind: Annotated[str | None, Query(max_length=64, description="Only jobs of this kind.")] = None,
+    repo_id: Annotated[
+        str | None, Query(max_length=40, description="Only jobs working on this repository.")
+    ] = None,
 ) -> Page[schemas.JobOut]:
     jobs, total = await service.list_jobs(
-        session=session, who=principal, page=page, status=status, kind=kind
+        session=session, who=principal, page=page, status=status, kind=kind, repo_id=repo_id
     )
+    updates = await deps.update_jobs_by_id(session=session, job_ids=[job.id for job in jobs])
     return Page(
-        data=[presenters.job_out(job, []) for job in jobs],
+        data=[presenters.job_out(job, [], updates.get(job.id)) for job in jobs],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -45,8 +50,11 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
 async def get_job(job_id: str, principal: ReadJobs, session: DbSession) -> schemas.JobOut:
-    """A job with its stage-by-stage breakdown."""
-    return presenters.job_out(*await service.get_job(session=session, who=principal, job_id=job_id))
+    """A job with its stage-by-stage breakdown (and, for an update job, its changes,
+    confidence, failure report and pull request)."""
+    job, stages = await service.get_job(session=session, who=principal, job_id=job_id)
+    updates = await deps.update_jobs_by_id(session=session, job_ids=[job.id])
+    return presenters.job_out(job, stages, updates.get(job.id))
 
 
 @router.get(

@@ -32,6 +32,19 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     stages: list[StageOut]
+    repo_id: str | None = Field(default=None, description="The repository the job works on.")
+    # Set for dependency update jobs (seed 000's job shape); None for other kinds.
+    dependency: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    confidence: float | None = None
+    duration_seconds: float | None = None
+    completed_at: datetime | None = None
+    update: dict[str, Any] | None = Field(
+        default=None,
+        description="An update job's changes, confidence factors, test summary, failure "
+        "report and pull request.",
+    )
 
 
 class WorkerOut(BaseModel):

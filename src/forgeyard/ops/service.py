@@ -57,8 +57,11 @@ async def list_jobs(
     page: PageParams,
     status: JobStatus | None,
     kind: str | None,
+    repo_id: str | None = None,
 ) -> tuple[list[Job], int]:
     query = select(Job).where(Job.organization_id == who.organization_id)
+    if repo_id is not None:
+        query = query.where(Job.repository_id == repo_id)
     if status is not None:
         query = query.where(Job.status == status)
     if kind is not None:

@@ -58,6 +58,29 @@ async def fetch_mirror(
     return FetchResult(ok=True, default_branch=branch, head_commit=head)
 
 
+async def push_to_origin(
+    *, repository: Repository, settings: Settings, box: SecretBox, refspecs: list[str]
+) -> None:
+    """Push ``refspecs`` ("<commit>:refs/heads/<branch>", "+" to force) from the mirror to the
+    repository's origin, then point the mirror's refs the same way. A pushed or uploaded
+    repository's mirror is its origin. Raises :class:`~forgeyard.kernel.git.GitError` when
+    origin refuses (a branch that moved meanwhile, no write access)."""
+    path = mirror_path(settings, repository)
+    if repository.source == RepoSource.URL and repository.clone_url:
+        await git.run_git(
+            "push",
+            "--",
+            repository.clone_url,
+            *refspecs,
+            cwd=path,
+            time_limit=settings.analysis.git_time_limit_seconds,
+            env=await _fetch_env(repository, settings, box),
+        )
+    for refspec in refspecs:
+        source, _, destination = refspec.lstrip("+").partition(":")
+        await git.run_git("update-ref", destination, source, cwd=path)
+
+
 async def _fetch_env(repository: Repository, settings: Settings, box: SecretBox) -> dict[str, str]:
     url = repository.clone_url or ""
     addresses: list[str] = []

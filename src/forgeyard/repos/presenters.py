@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forgeyard.models.analysis import Analysis
 from forgeyard.models.repo import GitUpload, RepoEvent, Repository
 from forgeyard.repos import schemas
@@ -29,7 +31,9 @@ def repo_out(repository: Repository) -> schemas.RepoOut:
     )
 
 
-def repo_detail(repository: Repository, scan: Analysis | None) -> schemas.RepoDetail:
+def repo_detail(
+    repository: Repository, scan: Analysis | None, dependencies: list[dict[str, Any]]
+) -> schemas.RepoDetail:
     last = None
     if scan is not None:
         last = schemas.LastScan(
@@ -42,7 +46,9 @@ def repo_detail(repository: Repository, scan: Analysis | None) -> schemas.RepoDe
             gate_passed=scan.gate_passed,
             finished_at=scan.finished_at,
         )
-    return schemas.RepoDetail(**repo_out(repository).model_dump(), last_scan=last, dependencies=[])
+    return schemas.RepoDetail(
+        **repo_out(repository).model_dump(), last_scan=last, dependencies=dependencies
+    )
 
 
 def event_out(event: RepoEvent) -> schemas.RepoEventOut:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import audit
 from forgeyard.auth.principals import Principal
+from forgeyard.deps import service as deps
 from forgeyard.kernel.db import get_owned
 from forgeyard.kernel.errors import ConflictError
 from forgeyard.kernel.ids import new_id
@@ -127,7 +128,13 @@ async def rollup(
             .order_by(Repository.name)
         )
     ).all()
-    repositories = [_rollup_repo(repository, analysis) for repository, analysis in rows]
+    outdated = await deps.outdated_counts(
+        session=session, repo_ids=[repository.id for repository, _ in rows]
+    )
+    repositories = [
+        _rollup_repo(repository, analysis, outdated.get(repository.id, 0))
+        for repository, analysis in rows
+    ]
     totals = {severity: 0 for severity in SEVERITIES}
     for item in repositories:
         for severity, count in item.open_findings.items():
@@ -141,7 +148,9 @@ async def rollup(
     )
 
 
-def _rollup_repo(repository: Repository, analysis: Analysis | None) -> schemas.RollupRepo:
+def _rollup_repo(
+    repository: Repository, analysis: Analysis | None, outdated: int
+) -> schemas.RollupRepo:
     return schemas.RollupRepo(
         id=repository.id,
         name=repository.name,
@@ -152,7 +161,7 @@ def _rollup_repo(repository: Repository, analysis: Analysis | None) -> schemas.R
         grade=analysis.grade if analysis else None,
         open_findings=dict(analysis.open_by_severity) if analysis else {},
         gate_passed=analysis.gate_passed if analysis else None,
-        outdated_dependencies=None,
+        outdated_dependencies=outdated,
         last_build_status=None,
     )
 

@@ -75,8 +75,10 @@ class RollupRepo(BaseModel):
     grade: str | None
     open_findings: dict[str, int]
     gate_passed: bool | None
-    # Filled by the dependency-update and CI capabilities once they exist; None until then.
-    outdated_dependencies: int | None
+    outdated_dependencies: int | None = Field(
+        description="Dependencies with an allowed update, as of the last dependency scan."
+    )
+    # Filled by CI once it exists; None until then.
     last_build_status: str | None
 
 
@@ -85,6 +87,37 @@ class ProjectRollup(BaseModel):
     repositories: list[RollupRepo]
     open_findings: dict[str, int]
     average_health_score: float | None
+
+
+_GROUP_TYPES = Literal["major", "minor", "patch", "security", "prerelease"]
+_FORGE_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+
+
+class UpdateGroup(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
+    patterns: Patterns = Field(
+        default_factory=list, description="Package name globs; empty: every package."
+    )
+    update_types: list[_GROUP_TYPES] = Field(
+        default_factory=list, description="Categories or semver changes; empty: any."
+    )
+
+
+class PullRequestSettings(Strict):
+    provider: Literal["local", "github"] = Field(
+        default="local",
+        description="local: the branch is pushed to origin and the pull request lives in "
+        "Forgeyard; github: opened through GitHub's API with the repository's token.",
+    )
+    repository: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=_FORGE_REPOSITORY.pattern,
+        description="The forge's name for the repository (owner/name); default: from the URL.",
+    )
+    api_url: str | None = Field(
+        default=None, max_length=500, description="The forge's API; default: api.github.com."
+    )
 
 
 class RepoSettings(Strict):
@@ -104,6 +137,31 @@ class RepoSettings(Strict):
     )
     detectors: dict[Annotated[str, Field(max_length=40)], bool] = Field(
         default_factory=dict, description="Detectors switched on (true) or off (false)."
+    )
+    min_release_age: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="Days a release must have been out before it is proposed (security "
+        "updates skip this cooldown).",
+    )
+    groups: list[UpdateGroup] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Updates proposed together, in one job and one pull request.",
+    )
+    auto_update: bool = Field(
+        default=False,
+        description="Start an update job for every allowed update each scan finds.",
+    )
+    test_command: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="How update jobs run the tests; default: detected (pytest, npm test).",
+    )
+    pull_requests: PullRequestSettings = Field(
+        default_factory=lambda: PullRequestSettings(),
+        description="Where update jobs open their pull requests.",
     )
 
 
@@ -160,8 +218,9 @@ class RepoOut(BaseModel):
 
 class RepoDetail(RepoOut):
     last_scan: LastScan | None
-    # Filled by the dependency-update capability; empty until it has scanned the repository.
-    dependencies: list[dict[str, Any]]
+    dependencies: list[dict[str, Any]] = Field(
+        description="What the last dependency scan found, each with its update if any."
+    )
 
 
 class RepoSettingsOut(BaseModel):

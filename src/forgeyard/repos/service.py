@@ -32,6 +32,7 @@ from forgeyard.repos.mirrors import (
     fetch_mirror,
     mirror_path,
     mirror_path_of,
+    push_to_origin,
     remove_mirror,
 )
 from forgeyard.repos.schemas import RepoSettings
@@ -41,7 +42,14 @@ FETCH_KIND = "repos.fetch"
 REMOVE_MIRROR_KIND = "repos.remove_mirror"
 SCHEDULE_EVERY = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 # The mirrors' part of this surface, kept in repos/mirrors.py (git only, no database).
-__all__ = ["FetchResult", "fetch_mirror", "mirror_path", "mirror_path_of", "remove_mirror"]
+__all__ = [
+    "FetchResult",
+    "fetch_mirror",
+    "mirror_path",
+    "mirror_path_of",
+    "push_to_origin",
+    "remove_mirror",
+]
 
 
 def settings_of(repository: Repository) -> RepoSettings:

@@ -1,0 +1,64 @@
+"""What an update job writes for people: its branch name, the pull request's title and body,
+and the diff and test summaries the API returns."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from forgeyard.deps import worktrees
+from forgeyard.deps.build import StageResult
+from forgeyard.models.deps import UpdateJob
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def branch_name(record: UpdateJob) -> str:
+    if record.group_name:
+        return f"forgeyard/group/{_UNSAFE.sub('-', record.group_name).strip('-')}"
+    first = record.changes[0]
+    name = _UNSAFE.sub("-", first["name"].lstrip("@")).strip("-")
+    return f"forgeyard/{first['ecosystem']}/{name}-{_UNSAFE.sub('-', first['to_version'])}"
+
+
+def title(record: UpdateJob) -> str:
+    if record.group_name:
+        return f"Update {record.group_name} ({len(record.changes)} updates)"
+    first = record.changes[0]
+    return f"Update {first['name']} to {first['to_version']}"
+
+
+def body(record: UpdateJob, assessed: dict[str, Any]) -> str:
+    lines = ["| package | from | to | manifest |", "|---|---|---|---|"]
+    for change in record.changes:
+        lines.append(
+            f"| {change['name']} | {change.get('from_version') or '?'} | "
+            f"{change['to_version']} | {change['manifest_path']} |"
+        )
+    lines.append("")
+    lines.append(f"Confidence: {assessed['score']} ({assessed['evidence']['level']} evidence)")
+    for factor in assessed["factors"]:
+        lines.append(f"- {factor['name']}: {factor['detail']}")
+    return "\n".join(lines)
+
+
+def diff_summary(diff: list[worktrees.FileChange]) -> dict[str, Any]:
+    return {
+        "files": [
+            {"path": c.path, "additions": c.additions, "deletions": c.deletions} for c in diff
+        ],
+        "files_changed": len(diff),
+        "additions": sum(c.additions for c in diff),
+        "deletions": sum(c.deletions for c in diff),
+    }
+
+
+def test_summary(tests: StageResult | None) -> dict[str, Any] | None:
+    if tests is None:
+        return None
+    return {
+        "ran": not tests.skipped,
+        "passed": tests.passed and not tests.skipped,
+        "summary": tests.summary,
+        "reason": tests.reason,
+    }

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
-from bench import analysis, http_auth_me, http_healthz, queue
+from bench import analysis, deps_detection, http_auth_me, http_healthz, queue
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, Options, Row
 from bench.report import format_table, write_json
@@ -27,9 +27,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "auth_me": http_auth_me.run,
     queue.NAME: queue.run,
     analysis.NAME: analysis.run,
+    deps_detection.NAME: deps_detection.run,
 }
 # Benchmarks that drive no HTTP server, so need no wrk.
-WITHOUT_WRK = {queue.NAME, analysis.NAME}
+WITHOUT_WRK = {queue.NAME, analysis.NAME, deps_detection.NAME}
 
 
 def _positive(text: str) -> int:

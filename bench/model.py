@@ -52,6 +52,15 @@ class QueueRound:
 
 
 @dataclass(frozen=True)
+class DetectionRound:
+    """One timed run of one tool in one cache state (kept in the JSON results)."""
+
+    seconds: float
+    requests: int | None
+    updates: int
+
+
+@dataclass(frozen=True)
 class Row:
     """One line of the report: a benchmark's figure for one target (median of its rounds).
 
@@ -65,7 +74,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     ratio_to_baseline: float | None
-    rounds: Sequence[WrkResult | QueueRound]
+    rounds: Sequence[WrkResult | QueueRound | DetectionRound]
     unit: str = "req/s"
     baseline: str = "bare Starlette"
     enqueue_per_s: float | None = None  # the queue benchmark's second rate

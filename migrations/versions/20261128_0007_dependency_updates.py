@@ -1,9 +1,10 @@
 """Dependency updates: dependencies, detected updates, update jobs, pull requests,
-private registries, usage counters; the repository a job works on.
+private registries, usage counters; the repository a job works on, and dependency counts on
+repositories.
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-11-28 03:17:20.170464
+Create Date: 2026-11-28 03:38:50.594118
 """
 
 from collections.abc import Sequence
@@ -150,6 +151,7 @@ def upgrade() -> None:
         sa.Column("confidence", sa.Float(), nullable=True),
         sa.Column("confidence_factors", sa.JSON(), nullable=True),
         sa.Column("merge_commit", sa.String(length=64), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.Column("merged_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -278,8 +280,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("repository_id", sa.String(length=40), nullable=True))
         batch_op.create_index(batch_op.f("ix_jobs_repository_id"), ["repository_id"], unique=False)
 
+    with op.batch_alter_table("repositories", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dependency_count", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("outdated_count", sa.Integer(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("repositories", schema=None) as batch_op:
+        batch_op.drop_column("outdated_count")
+        batch_op.drop_column("dependency_count")
+
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_repository_id"))
         batch_op.drop_column("repository_id")

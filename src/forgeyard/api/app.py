@@ -21,6 +21,7 @@ from forgeyard.api.middleware import (
 )
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.deps import service as deps_service
 from forgeyard.deps.router import router as deps_router
 from forgeyard.identity.mail import Mailer
 from forgeyard.identity.router import router as identity_router
@@ -30,6 +31,7 @@ from forgeyard.kernel.db import Database
 from forgeyard.kernel.keys import instance_secret
 from forgeyard.kernel.redis_client import connect_redis
 from forgeyard.ops.router import router as ops_router
+from forgeyard.repos import service as repos_service
 from forgeyard.repos.router import router as repos_router
 from forgeyard.settings import Settings, get_settings
 from forgeyard.webhooks.router import router as webhooks_router
@@ -126,4 +128,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(repos_router, prefix=API_PREFIX)
     app.include_router(analysis_router, prefix=API_PREFIX)
     app.include_router(deps_router, prefix=API_PREFIX)
+    # GET /repos/{id} lists dependencies; the composition is made here so that repos need
+    # not import deps (which builds on repos).
+    repos_service.register_detail_section("dependencies", deps_service.dependency_summaries)
     return app

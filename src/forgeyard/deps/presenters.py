@@ -98,6 +98,7 @@ def pull_request_out(pull: PullRequest) -> schemas.PullRequestOut:
         diff_summary=pull.diff_summary,
         test_summary=pull.test_summary,
         merge_commit=pull.merge_commit,
+        error=pull.error,
         created_at=pull.created_at,
         merged_at=pull.merged_at,
         closed_at=pull.closed_at,

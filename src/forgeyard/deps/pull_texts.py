@@ -3,22 +3,38 @@ and the diff and test summaries the API returns."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 from forgeyard.deps import worktrees
 from forgeyard.deps.build import StageResult
+from forgeyard.kernel.git import check_ref_name
 from forgeyard.models.deps import UpdateJob
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def branch_name(record: UpdateJob) -> str:
+    """``forgeyard/<ecosystem>/<name>-<version>``, or ``forgeyard/group/<group>-<hash>`` (the
+    hash of the moves, so a group's next set of updates gets a branch of its own); a name git
+    would refuse falls back to the job's id."""
     if record.group_name:
-        return f"forgeyard/group/{_UNSAFE.sub('-', record.group_name).strip('-')}"
-    first = record.changes[0]
-    name = _UNSAFE.sub("-", first["name"].lstrip("@")).strip("-")
-    return f"forgeyard/{first['ecosystem']}/{name}-{_UNSAFE.sub('-', first['to_version'])}"
+        moves = sorted(f"{c['ecosystem']}:{c['name']}@{c['to_version']}" for c in record.changes)
+        digest = hashlib.sha256("\n".join(moves).encode()).hexdigest()[:8]
+        candidate = f"forgeyard/group/{_slug(record.group_name)}-{digest}"
+    else:
+        first = record.changes[0]
+        name, version = _slug(first["name"]), _slug(first["to_version"])
+        candidate = f"forgeyard/{first['ecosystem']}/{name}-{version}"
+    try:
+        return check_ref_name(candidate)
+    except ValueError:
+        return f"forgeyard/update-{record.job_id.lower()}"
+
+
+def _slug(text: str) -> str:
+    return _UNSAFE.sub("-", text).strip("-.") or "x"
 
 
 def title(record: UpdateJob) -> str:

@@ -1,79 +1,27 @@
-"""Pull requests update jobs open: recording one, reading them, merging and closing them
-through the repository's provider (``local`` or ``github``), with events and usage."""
+"""Pull requests update jobs open: recording one, reading them, and asking for a merge or a
+close, which a ``deps.pull_request`` job carries out (``deps/pull_actions.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.principals import Principal
 from forgeyard.deps import usage
 from forgeyard.deps.providers import (
     OpenedPullRequest,
-    ProviderError,
     PullRequestDraft,
-    PullRequestProvider,
 )
-from forgeyard.deps.providers.github import GitHubProvider
-from forgeyard.deps.providers.local import LocalProvider
-from forgeyard.jobs import emit
-from forgeyard.kernel.crypto import SecretBox
+from forgeyard.jobs import emit, enqueue
 from forgeyard.kernel.db import get_owned, utcnow
-from forgeyard.kernel.errors import ConflictError, InvalidInputError
-from forgeyard.kernel.http import OutboundPolicy
-from forgeyard.kernel.keys import instance_secret_box
+from forgeyard.kernel.errors import ConflictError
 from forgeyard.kernel.pagination import PageParams, paginate
-from forgeyard.models.deps import PullRequest, PullRequestStatus
+from forgeyard.models.deps import PULL_REQUEST_TRANSITIONS, PullRequest, PullRequestStatus
 from forgeyard.models.repo import Repository
-from forgeyard.repos import service as repos
-from forgeyard.settings import Settings
 
-
-def forge_repository(repository: Repository) -> str:
-    """The forge's name for the repository: the setting, else the clone URL's path."""
-    chosen = repos.settings_of(repository).pull_requests
-    if chosen.repository:
-        return chosen.repository
-    path = urlsplit(repository.clone_url or "").path.strip("/")
-    return path.removesuffix(".git") or repository.name
-
-
-def provider_for(
-    repository: Repository, settings: Settings, *, base: str, head: str
-) -> PullRequestProvider:
-    chosen = repos.settings_of(repository).pull_requests
-    box = instance_secret_box(settings)
-    if chosen.provider == "github":
-        return GitHubProvider(
-            api_url=chosen.api_url or "https://api.github.com",
-            token=_token(repository, box),
-            policy=OutboundPolicy.from_settings(settings.outbound),
-        )
-
-    async def push(refspecs: list[str]) -> None:
-        await repos.push_to_origin(
-            repository=repository, settings=settings, box=box, refspecs=refspecs
-        )
-
-    return LocalProvider(
-        mirror=repos.mirror_path(settings, repository),
-        push=push,
-        base=base,
-        head=head,
-        time_limit=settings.analysis.git_time_limit_seconds,
-    )
-
-
-def _token(repository: Repository, box: SecretBox) -> str:
-    if not repository.credentials_encrypted:
-        raise InvalidInputError(
-            f"{repository.name} has no token: GitHub pull requests need one",
-            details={"repository_id": repository.id},
-        )
-    return box.decrypt(repository.credentials_encrypted).partition("\n")[2]
+ACT_KIND = "deps.pull_request"
 
 
 async def record_opened(
@@ -102,11 +50,11 @@ async def record_opened(
     session.add(pull)
     await session.flush()
     await usage.count(session, repository.organization_id, "prs_created")
-    await emit(session, "pr.created", _event(pull), organization_id=pull.organization_id)
+    await emit(session, "pr.created", event_of(pull), organization_id=pull.organization_id)
     return pull
 
 
-def _event(pull: PullRequest) -> dict[str, Any]:
+def event_of(pull: PullRequest) -> dict[str, Any]:
     return {
         "pull_request_id": pull.id,
         "repository_id": pull.repository_id,
@@ -145,52 +93,49 @@ async def get_pull_request(*, session: AsyncSession, who: Principal, pr_id: str)
     )
 
 
-async def merge_pull_request(
-    *, session: AsyncSession, who: Principal, pr_id: str, settings: Settings
-) -> PullRequest:
-    pull = await _open_one(session, who, pr_id, "merged")
-    repository = await repos.get_repo(session=session, who=who, repo_id=pull.repository_id)
-    provider = provider_for(repository, settings, base=pull.base_branch, head=pull.head_branch)
-    try:
-        result = await provider.merge(
-            forge_repository(repository), pull.number or 0, title=f"Merge: {pull.title}"
-        )
-    except ProviderError as exc:
-        raise ConflictError(exc.message, details={"pull_request_id": pull.id}) from None
-    finally:
-        await provider.aclose()
-    pull.status = PullRequestStatus.MERGED
-    pull.merge_commit = result.sha
-    pull.merged_at = utcnow()
-    await session.flush()
-    await usage.count(session, pull.organization_id, "prs_merged")
-    await emit(session, "pr.merged", _event(pull), organization_id=pull.organization_id)
-    return pull
+async def request_merge(
+    *, session: AsyncSession, who: Principal, pr_id: str
+) -> tuple[PullRequest, str]:
+    """Mark it merging and queue the job that merges it; 409 unless it is open."""
+    return await _request(session, who, pr_id, PullRequestStatus.MERGING, "merge")
 
 
-async def close_pull_request(
-    *, session: AsyncSession, who: Principal, pr_id: str, settings: Settings
-) -> PullRequest:
-    pull = await _open_one(session, who, pr_id, "closed")
-    repository = await repos.get_repo(session=session, who=who, repo_id=pull.repository_id)
-    provider = provider_for(repository, settings, base=pull.base_branch, head=pull.head_branch)
-    try:
-        await provider.close(forge_repository(repository), pull.number or 0)
-    except ProviderError as exc:
-        raise ConflictError(exc.message, details={"pull_request_id": pull.id}) from None
-    finally:
-        await provider.aclose()
-    pull.status = PullRequestStatus.CLOSED
-    pull.closed_at = utcnow()
-    await session.flush()
-    return pull
+async def request_close(
+    *, session: AsyncSession, who: Principal, pr_id: str
+) -> tuple[PullRequest, str]:
+    return await _request(session, who, pr_id, PullRequestStatus.CLOSING, "close")
 
 
-async def _open_one(session: AsyncSession, who: Principal, pr_id: str, wanted: str) -> PullRequest:
+async def _request(
+    session: AsyncSession, who: Principal, pr_id: str, to: PullRequestStatus, action: str
+) -> tuple[PullRequest, str]:
     pull = await get_pull_request(session=session, who=who, pr_id=pr_id)
-    if pull.status != PullRequestStatus.OPEN:
+    await move(session, pull, to)
+    job = await enqueue(
+        session,
+        ACT_KIND,
+        payload={"pull_request_id": pull.id, "action": action},
+        organization_id=pull.organization_id,
+        repository_id=pull.repository_id,
+        max_attempts=3,
+    )
+    return pull, job.id
+
+
+async def move(session: AsyncSession, pull: PullRequest, to: PullRequestStatus) -> None:
+    """Move ``pull`` to ``to`` along PULL_REQUEST_TRANSITIONS, guarded by the status it
+    has in the database: of two requests racing to merge it, one gets 409."""
+    allowed_from = [s for s, onward in PULL_REQUEST_TRANSITIONS.items() if to in onward]
+    moved = await session.execute(
+        update(PullRequest)
+        .where(PullRequest.id == pull.id, PullRequest.status.in_(allowed_from))
+        .values(status=to, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        await session.refresh(pull, ["status"])
         raise ConflictError(
-            f"pull request {pull.id} is {pull.status}; only an open one can be {wanted}",
+            f"pull request {pull.id} is {pull.status}; it cannot become {to}",
             details={"pull_request_id": pull.id, "status": pull.status},
         )
-    return pull
+    await session.refresh(pull)

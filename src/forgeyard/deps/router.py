@@ -89,6 +89,7 @@ async def start_update_job(
         repo_id=body.repo_id,
         dependency=body.dependency,
         target_version=body.target_version,
+        ecosystem=body.ecosystem,
     )
     return presenters.job_created(job, record)
 
@@ -120,26 +121,23 @@ async def get_pull_request(
     return presenters.pull_request_out(pull)
 
 
-@router.post("/pull-requests/{pr_id}/merge")
+@router.post("/pull-requests/{pr_id}/merge", status_code=status.HTTP_202_ACCEPTED)
 async def merge_pull_request(
-    pr_id: str, principal: Write, session: DbSession, runtime: Runtime
-) -> schemas.PullRequestOut:
-    """Merge it into its target branch (a real git merge pushed to origin, or the forge's
-    merge); 409 when it no longer merges cleanly."""
-    pull = await service.merge_pull_request(
-        session=session, who=principal, pr_id=pr_id, settings=runtime.settings
-    )
-    return presenters.pull_request_out(pull)
+    pr_id: str, principal: Write, session: DbSession
+) -> schemas.PullRequestAction:
+    """Merge it into its target branch (a real git merge of the tested commit, pushed to
+    origin, or the forge's merge) in a job; 409 unless it is open. It is ``merging`` until
+    the job ends it ``merged``, or ``open`` again with the reason in ``error``."""
+    pull, job_id = await service.request_merge(session=session, who=principal, pr_id=pr_id)
+    return schemas.PullRequestAction(job_id=job_id, pull_request=presenters.pull_request_out(pull))
 
 
-@router.post("/pull-requests/{pr_id}/close")
+@router.post("/pull-requests/{pr_id}/close", status_code=status.HTTP_202_ACCEPTED)
 async def close_pull_request(
-    pr_id: str, principal: Write, session: DbSession, runtime: Runtime
-) -> schemas.PullRequestOut:
-    pull = await service.close_pull_request(
-        session=session, who=principal, pr_id=pr_id, settings=runtime.settings
-    )
-    return presenters.pull_request_out(pull)
+    pr_id: str, principal: Write, session: DbSession
+) -> schemas.PullRequestAction:
+    pull, job_id = await service.request_close(session=session, who=principal, pr_id=pr_id)
+    return schemas.PullRequestAction(job_id=job_id, pull_request=presenters.pull_request_out(pull))
 
 
 @router.get("/registries")

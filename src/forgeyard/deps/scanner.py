@@ -45,12 +45,12 @@ async def run(ctx: JobContext, settings: Settings) -> None:
     )
     if not fetched.ok:
         raise PermanentError(f"the repository could not be fetched: {fetched.error}")
-    target = repos.settings_of(repository).target_branch or fetched.default_branch or "HEAD"
+    target = repos.target_branch(repository, fetched)
     mirror = repos.mirror_path(settings, repository)
     try:
-        commit = await git.resolve(mirror, target)
+        commit = await git.resolve(mirror, f"refs/heads/{target}")
     except git.GitError:
-        raise PermanentError(f"{target} cannot be checked out") from None
+        raise PermanentError(f"the branch {target} does not exist") from None
     await ctx.stage("scan")
     now = utcnow()
 

@@ -31,9 +31,6 @@ class ScanResult:
     manifest_errors: dict[str, str] = field(default_factory=dict)  # manifest path -> message
     requests_made: int = 0
 
-    def update_for(self, dependency: Dependency) -> Update | None:
-        return next((u for u in self.updates if u.dependency == dependency), None)
-
 
 def read_dependencies(root: Path) -> tuple[list[Dependency], dict[str, str]]:
     """Every dependency every manifest under ``root`` declares, and the manifests that could

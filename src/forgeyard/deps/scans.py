@@ -55,7 +55,7 @@ async def rows_of(session: AsyncSession, repository_id: str) -> dict[Key, Depend
 
 async def record(
     session: AsyncSession, repository: Repository, result: ScanResult, now: datetime
-) -> dict[Key, DependencyRow]:
+) -> None:
     """Write what a scan found: one row per declaration (a user's settings survive a
     rescan; a declaration gone from the manifests goes, settings and all), one update per
     dependency that has one, and the registry's error where it could not answer."""
@@ -78,11 +78,17 @@ async def record(
         row.line = dependency.line
         session.add(row)
         seen[key] = row
-    for gone in existing.values():
-        await session.delete(gone)
-    await session.execute(
-        delete(DependencyUpdate).where(DependencyUpdate.repository_id == repository.id)
-    )
+    # A manifest that could not be read this time keeps what the last scan found in it,
+    # settings and updates included: one bad commit must not wipe a user's pins.
+    unread = {key: row for key, row in existing.items() if key[2] in result.manifest_errors}
+    for key, gone in existing.items():
+        if key not in unread:
+            await session.delete(gone)
+    replaced = delete(DependencyUpdate).where(DependencyUpdate.repository_id == repository.id)
+    kept = [row.id for row in unread.values()]
+    if kept:
+        replaced = replaced.where(DependencyUpdate.dependency_id.not_in(kept))
+    await session.execute(replaced)
     await session.flush()
     for update in result.updates:
         declared = seen.get(key_of(update.dependency))
@@ -104,7 +110,32 @@ async def record(
                 )
             )
     await session.flush()
-    return seen
+    await _note(session, repository, result)
+
+
+async def _note(session: AsyncSession, repository: Repository, result: ScanResult) -> None:
+    allowed = [u for u in result.updates if not u.blocked]
+    message = (
+        f"{len(result.dependencies)} dependencies, {len(allowed)} updates allowed, "
+        f"{len(result.updates) - len(allowed)} blocked"
+    )
+    if result.registry_errors:
+        message += f", {len(result.registry_errors)} registry errors"
+    if result.manifest_errors:
+        message += f"; could not read {', '.join(sorted(result.manifest_errors))}"
+    await repos.note_dependency_scan(
+        session=session,
+        repository=repository,
+        dependency_count=len(result.dependencies),
+        outdated_count=len({(u.dependency.ecosystem, u.dependency.name) for u in allowed}),
+        message=message,
+        data={
+            "manifest_errors": result.manifest_errors,
+            "registry_errors": {
+                f"{e}:{n}": error for (e, n), error in result.registry_errors.items()
+            },
+        },
+    )
 
 
 def _update_row(

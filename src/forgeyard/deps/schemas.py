@@ -83,6 +83,9 @@ class UpdateJobIn(Strict):
     repo_id: str = Field(min_length=1, max_length=40)
     dependency: str = Field(min_length=1, max_length=214)
     target_version: str = Field(min_length=1, max_length=100)
+    ecosystem: Literal["pypi", "npm"] | None = Field(
+        default=None, description="Needed only when both ecosystems declare the name."
+    )
 
 
 class UpdateJobCreated(BaseModel):
@@ -113,9 +116,15 @@ class PullRequestOut(BaseModel):
     diff_summary: dict[str, Any]
     test_summary: dict[str, Any] | None
     merge_commit: str | None
+    error: str | None = Field(description="Why the last merge or close did not happen.")
     created_at: datetime
     merged_at: datetime | None
     closed_at: datetime | None
+
+
+class PullRequestAction(BaseModel):
+    job_id: str = Field(description="The job carrying the merge or close out.")
+    pull_request: PullRequestOut
 
 
 class RegistryIn(Strict):

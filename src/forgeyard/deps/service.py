@@ -23,16 +23,17 @@ from forgeyard.deps.private_registries import (
     list_registries,
 )
 from forgeyard.deps.pulls import (
-    close_pull_request,
+    ACT_KIND,
     get_pull_request,
     list_pull_requests,
-    merge_pull_request,
+    request_close,
+    request_merge,
 )
 from forgeyard.deps.update_jobs import (
     UPDATE_KIND,
     enqueue_allowed,
     start_update_job,
-    update_jobs_by_id,
+    update_job_views,
 )
 from forgeyard.jobs import enqueue
 from forgeyard.kernel.db import get_owned
@@ -44,19 +45,20 @@ from forgeyard.repos import service as repos
 
 SCAN_KIND = "deps.scan"
 __all__ = [
+    "ACT_KIND",
     "SCAN_KIND",
     "UPDATE_KIND",
     "add_registry",
-    "close_pull_request",
     "configs_for",
     "delete_registry",
     "enqueue_allowed",
     "get_pull_request",
     "list_pull_requests",
     "list_registries",
-    "merge_pull_request",
+    "request_close",
+    "request_merge",
     "start_update_job",
-    "update_jobs_by_id",
+    "update_job_views",
 ]
 
 
@@ -184,7 +186,7 @@ def _is_range(pin: str) -> bool:
 
 
 async def dependency_summaries(
-    *, session: AsyncSession, repository: Repository
+    session: AsyncSession, repository: Repository
 ) -> list[dict[str, Any]]:
     """Every dependency of ``repository`` with its update, for ``GET /repos/{id}``."""
     rows = await session.execute(
@@ -197,19 +199,3 @@ async def dependency_summaries(
         presenters.dependency_out(dependency, update).model_dump(mode="json")
         for dependency, update in rows.all()
     ]
-
-
-async def outdated_counts(*, session: AsyncSession, repo_ids: list[str]) -> dict[str, int]:
-    """Dependencies with an update that is not blocked, per repository."""
-    if not repo_ids:
-        return {}
-    rows = await session.execute(
-        select(DependencyUpdate.repository_id, func.count())
-        .where(
-            DependencyUpdate.repository_id.in_(repo_ids),
-            DependencyUpdate.candidate_version.is_not(None),
-            DependencyUpdate.blocked.is_(False),
-        )
-        .group_by(DependencyUpdate.repository_id)
-    )
-    return {repo_id: int(count) for repo_id, count in rows.all()}

@@ -1,11 +1,11 @@
-"""Dependency jobs: scanning a repository, running an update job, and scanning after each
-analysis (the repository's schedule and pushes start analyses)."""
+"""Dependency jobs: scanning a repository, running an update job, merging or closing a pull
+request, and scanning after each analysis (schedules and pushes start analyses)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from forgeyard.deps import scanner, service, updating
+from forgeyard.deps import pull_actions, scanner, service, updating
 from forgeyard.jobs import JobContext, PermanentError, subscriber, task
 from forgeyard.models.repo import Repository
 from forgeyard.settings import get_settings
@@ -22,6 +22,11 @@ async def update(ctx: JobContext) -> None:
         await updating.run(ctx, get_settings())
     except updating.UpdateFailed as failure:
         raise PermanentError(str(failure)) from None
+
+
+@task(service.ACT_KIND, max_attempts=3)
+async def act_on_pull_request(ctx: JobContext) -> None:
+    await pull_actions.run(ctx, get_settings())
 
 
 @subscriber("deps.after_analysis", events=["analysis.completed"])

@@ -7,6 +7,8 @@ engine runs it (``deps/updating.py``), the row says what it changes and how it e
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,21 +25,37 @@ UPDATE_KIND = "deps.update"
 
 
 async def start_update_job(
-    *, session: AsyncSession, who: Principal, repo_id: str, dependency: str, target_version: str
+    *,
+    session: AsyncSession,
+    who: Principal,
+    repo_id: str,
+    dependency: str,
+    target_version: str,
+    ecosystem: str | None = None,
 ) -> tuple[Job, UpdateJob]:
     repository = await repos.get_repo(session=session, who=who, repo_id=repo_id)
-    declared = list(
-        await session.scalars(
-            select(Dependency).where(
-                Dependency.repository_id == repository.id, Dependency.name == dependency
-            )
-        )
+    query = select(Dependency).where(
+        Dependency.repository_id == repository.id, Dependency.name == dependency
     )
+    if ecosystem is not None:
+        query = query.where(Dependency.ecosystem == ecosystem)
+    declared = list(await session.scalars(query))
     if not declared:
         raise InvalidInputError(
             f"{dependency} is not a dependency of {repository.name} (as of its last scan)",
             details={"field": "dependency"},
         )
+    if len({d.ecosystem for d in declared}) > 1:
+        raise InvalidInputError(
+            f"{dependency} is declared in several ecosystems; say which in `ecosystem`",
+            details={"field": "ecosystem"},
+        )
+    return await _start_one(session, repository, declared, target_version)
+
+
+async def _start_one(
+    session: AsyncSession, repository: Repository, declared: list[Dependency], target_version: str
+) -> tuple[Job, UpdateJob]:
     ecosystem = ECOSYSTEMS[declared[0].ecosystem]
     try:
         ecosystem.compare(target_version, target_version)
@@ -103,7 +121,7 @@ async def _start(
         for d in declared
     ]
     label = group or declared[0].name
-    await _refuse_duplicate(session, repository, label, changes)
+    await _refuse_duplicate(session, repository, label, changes, automatic=updates is not None)
     enqueued = await enqueue(
         session,
         UPDATE_KIND,
@@ -134,7 +152,12 @@ async def _refuse_duplicate(
     repository: Repository,
     label: str,
     changes: list[dict[str, str | None]],
+    *,
+    automatic: bool,
 ) -> None:
+    """409 when the same moves are queued, running or proposed by an open pull request; a
+    scan (``automatic``) also leaves alone moves whose last job failed: retrying them is a
+    person's call (``POST /jobs``)."""
     wanted = sorted((str(c["name"]), str(c["to_version"])) for c in changes)
     rows = await session.execute(
         select(UpdateJob, Job.status)
@@ -155,6 +178,11 @@ async def _refuse_duplicate(
                 f"pull request {record.pull_request_id} already proposes this update",
                 details={"pull_request_id": record.pull_request_id},
             )
+        if automatic and record.outcome == "failed":
+            raise ConflictError(
+                f"the last update job for {label} failed: {record.job_id}",
+                details={"job_id": record.job_id},
+            )
 
 
 async def _open(session: AsyncSession, pull_request_id: str) -> bool:
@@ -162,8 +190,38 @@ async def _open(session: AsyncSession, pull_request_id: str) -> bool:
     return pull is not None and pull.status == "open"
 
 
-async def update_jobs_by_id(*, session: AsyncSession, job_ids: list[str]) -> dict[str, UpdateJob]:
+async def update_job_views(
+    *, session: AsyncSession, organization_id: str, job_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """For those of ``job_ids`` that are the organization's update jobs, the fields
+    ``GET /jobs`` adds: seed 000's dependency, versions and confidence, and ``update``."""
     if not job_ids:
         return {}
-    rows = await session.scalars(select(UpdateJob).where(UpdateJob.job_id.in_(job_ids)))
-    return {row.job_id: row for row in rows}
+    rows = await session.scalars(
+        select(UpdateJob).where(
+            UpdateJob.organization_id == organization_id, UpdateJob.job_id.in_(job_ids)
+        )
+    )
+    return {row.job_id: _view(row) for row in rows}
+
+
+def _view(record: UpdateJob) -> dict[str, Any]:
+    return {
+        "dependency": record.dependency,
+        "from_version": record.from_version,
+        "to_version": record.to_version,
+        "confidence": record.confidence,
+        "completed_at": record.completed_at,
+        "update": {
+            "outcome": record.outcome,
+            "group": record.group_name,
+            "changes": record.changes,
+            "branch": record.branch,
+            "base_commit": record.base_commit,
+            "confidence": record.confidence_factors,
+            "test_summary": record.test_summary,
+            "new_findings": record.new_findings,
+            "failure": record.failure,
+            "pull_request_id": record.pull_request_id,
+        },
+    }

@@ -19,13 +19,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.analysis import service as analysis
-from forgeyard.deps import build, evidence, private_registries, pull_texts, pulls, usage, worktrees
+from forgeyard.deps import (
+    build,
+    evidence,
+    forges,
+    private_registries,
+    pull_texts,
+    pulls,
+    usage,
+    worktrees,
+)
 from forgeyard.deps.ecosystems import ECOSYSTEMS, Dependency, ManifestError, UnsupportedRequirement
 from forgeyard.deps.ecosystems.base import read_manifest
 from forgeyard.deps.providers import ProviderError, PullRequestDraft
-from forgeyard.jobs import JobContext, emit
+from forgeyard.jobs import JobContext, RetryLater, emit
 from forgeyard.kernel import git
 from forgeyard.kernel.db import utcnow
+from forgeyard.kernel.errors import InvalidInputError
 from forgeyard.kernel.keys import instance_secret_box
 from forgeyard.models.deps import UpdateJob
 from forgeyard.models.repo import Repository
@@ -43,11 +53,22 @@ class UpdateFailed(Exception):  # noqa: N818 - a job outcome, named as the API r
 
 @dataclass
 class Outcome:
+    stage: str = "checkout"  # the stage running, named in a report of an unforeseen error
     base: str = ""
     head: str = ""
     changed_paths: list[str] = field(default_factory=list)
+    diff: list[worktrees.FileChange] = field(default_factory=list)
     tests: build.StageResult | None = None
     new_findings: list[dict[str, str]] = field(default_factory=list)
+
+    async def enter(self, ctx: JobContext, stage: str) -> None:
+        self.stage = stage
+        await ctx.stage(stage)
+
+
+# What git, a manifest, a forge or the operator's settings may refuse along the way: the job
+# ends with a report naming the stage. Anything else is a bug, retried and then dead.
+FORESEEN = (git.GitError, ManifestError, InvalidInputError, OSError)
 
 
 async def run(ctx: JobContext, settings: Settings) -> None:
@@ -56,8 +77,8 @@ async def run(ctx: JobContext, settings: Settings) -> None:
         repository = None
         if record is not None:
             repository = await session.get(Repository, record.repository_id)
-        if record is None or repository is None:
-            return  # deleted meanwhile
+        if record is None or repository is None or record.outcome is not None:
+            return  # deleted meanwhile, or a retry of a job that already ended
         configs = await private_registries.configs_for(
             session=session, repository=repository, settings=settings
         )
@@ -66,14 +87,28 @@ async def run(ctx: JobContext, settings: Settings) -> None:
         npm_registry_url=configs["npm"].url,
         npm_token=configs["npm"].secret,
     )
+    outcome = Outcome()
     try:
-        outcome, pull_request_id = await _work(ctx, settings, record, repository, access)
+        await _work(ctx, settings, record, repository, access, outcome)
+    except ProviderError as exc:
+        if not exc.retryable:
+            await _fail(ctx, record, UpdateFailed("open_pull_request", exc.message))
+        raise RetryLater(exc.message) from None
     except UpdateFailed as failure:
-        async with ctx.transaction() as session:
-            await _finish_failed(session, record.job_id, failure.report)
-        raise
+        await _fail(ctx, record, failure)
+    except FORESEEN as exc:
+        await _fail(ctx, record, UpdateFailed(outcome.stage, _describe(exc)))
+
+
+async def _fail(ctx: JobContext, record: UpdateJob, failure: UpdateFailed) -> None:
     async with ctx.transaction() as session:
-        await _finish_completed(session, record.job_id, pull_request_id, outcome)
+        await _finish_failed(session, record.job_id, failure.report)
+    raise failure
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return message[:2000]
 
 
 async def _work(
@@ -82,53 +117,78 @@ async def _work(
     record: UpdateJob,
     repository: Repository,
     access: build.RegistryAccess,
-) -> tuple[Outcome, str]:
-    outcome = Outcome()
-    await ctx.stage("checkout")
+    outcome: Outcome,
+) -> None:
+    await outcome.enter(ctx, "checkout")
     mirror = repos.mirror_path(settings, repository)
     fetched = await repos.fetch_mirror(
         repository=repository, settings=settings, box=instance_secret_box(settings)
     )
     if not fetched.ok:
         raise UpdateFailed("checkout", f"the repository could not be fetched: {fetched.error}")
-    target = repos.settings_of(repository).target_branch or fetched.default_branch or "main"
+    target = repos.target_branch(repository, fetched)
     try:
         outcome.base = await git.resolve(mirror, f"refs/heads/{target}")
     except git.GitError:
         raise UpdateFailed("checkout", f"the target branch {target} does not exist") from None
-    time_limit = settings.analysis.git_time_limit_seconds
-    title = pull_texts.title(record)
     async with (
-        worktrees.worktree(mirror, outcome.base, time_limit=time_limit) as tree,
+        worktrees.worktree(
+            mirror, outcome.base, time_limit=settings.analysis.git_time_limit_seconds
+        ) as tree,
         _work_dir() as work_dir,
     ):
-        await ctx.stage("update")
-        ecosystems, paths = await _update(tree, record)
-        _raise_on_failure(
-            await build.refresh_lock(
-                tree,
-                ecosystems,
-                registries=access,
-                work_dir=work_dir,
-                time_limit=settings.deps.install_time_limit_seconds,
-            )
-        )
-        outcome.head = await worktrees.commit_paths(tree, paths, title)
-        outcome.changed_paths = [c.path for c in await worktrees.changes(tree, outcome.base)]
-        await _install_and_test(
-            ctx, settings, repository, tree, ecosystems, access, outcome, work_dir
-        )
-        await ctx.stage("analyze")
-        outcome.new_findings = await analysis.new_findings(
+        await _change_and_check(ctx, settings, record, repository, access, outcome, tree, work_dir)
+    await outcome.enter(ctx, "open_pull_request")
+    await _open_pull_request(ctx, settings, record, repository, target, outcome)
+
+
+async def _change_and_check(
+    ctx: JobContext,
+    settings: Settings,
+    record: UpdateJob,
+    repository: Repository,
+    access: build.RegistryAccess,
+    outcome: Outcome,
+    tree: Path,
+    work_dir: Path,
+) -> None:
+    """Update, commit, then install and test a copy of the commit (the repository's code
+    never runs inside the work tree, whose .git leads to the mirror), then analyse it."""
+    await outcome.enter(ctx, "update")
+    ecosystems, paths = await _update(tree, record)
+    _raise_on_failure(
+        await build.refresh_lock(
             tree,
-            outcome.base,
-            outcome.head,
-            outcome.changed_paths,
-            enabled=repos.settings_of(repository).detectors,
-            time_limit=settings.analysis.detector_time_limit_seconds,
+            ecosystems,
+            registries=access,
+            work_dir=work_dir,
+            time_limit=settings.deps.install_time_limit_seconds,
         )
-        diff = await worktrees.changes(tree, outcome.base)
-    await ctx.stage("open_pull_request")
+    )
+    outcome.head = await worktrees.commit_paths(tree, paths, pull_texts.title(record))
+    outcome.diff = await worktrees.changes(tree, outcome.base, outcome.head)
+    outcome.changed_paths = [change.path for change in outcome.diff]
+    copy = await worktrees.export(tree, work_dir / "source")
+    await _install_and_test(ctx, settings, repository, copy, ecosystems, access, outcome, work_dir)
+    await outcome.enter(ctx, "analyze")
+    outcome.new_findings = await analysis.new_findings(
+        tree,
+        outcome.base,
+        outcome.head,
+        outcome.changed_paths,
+        enabled=repos.settings_of(repository).detectors,
+        time_limit=settings.analysis.detector_time_limit_seconds,
+    )
+
+
+async def _open_pull_request(
+    ctx: JobContext,
+    settings: Settings,
+    record: UpdateJob,
+    repository: Repository,
+    target: str,
+    outcome: Outcome,
+) -> None:
     branch = pull_texts.branch_name(record)
     async with ctx.transaction() as session:
         assessed = await evidence.assess(session, record, outcome.tests, len(outcome.new_findings))
@@ -144,27 +204,27 @@ async def _work(
             "open_pull_request", f"origin refused the branch {branch}: {exc}"
         ) from None
     draft = PullRequestDraft(
-        repository=pulls.forge_repository(repository),
+        repository=forges.forge_repository(repository),
         base=target,
         head=branch,
-        title=title,
+        title=pull_texts.title(record),
         body=pull_texts.body(record, assessed),
     )
-    provider = pulls.provider_for(repository, settings, base=target, head=branch)
+    provider = forges.provider_for(repository, settings, base=target, head=branch)
     try:
         opened = await provider.open(draft)
-    except ProviderError as exc:
-        raise UpdateFailed("open_pull_request", exc.message) from None
     finally:
         await provider.aclose()
     details = {
         "job_id": record.job_id,
         "head_commit": outcome.head,
-        "diff_summary": pull_texts.diff_summary(diff),
+        "diff_summary": pull_texts.diff_summary(outcome.diff),
         "test_summary": pull_texts.test_summary(outcome.tests),
         "confidence": assessed["score"],
         "confidence_factors": assessed,
     }
+    # The pull request and the job's end in one transaction: a retry finds the job ended
+    # and opens nothing twice.
     async with ctx.transaction() as session:
         pull = await pulls.record_opened(
             session=session,
@@ -174,13 +234,7 @@ async def _work(
             opened=opened,
             details=details,
         )
-        stored = await session.get(UpdateJob, record.job_id)
-        if stored is not None:
-            stored.branch = branch
-            stored.base_commit = outcome.base
-            stored.confidence = assessed["score"]
-            stored.confidence_factors = assessed
-    return outcome, pull.id
+        await _finish_completed(session, record.job_id, pull.id, outcome, branch, assessed)
 
 
 @contextlib.asynccontextmanager
@@ -242,7 +296,7 @@ async def _install_and_test(
     outcome: Outcome,
     work_dir: Path,
 ) -> None:
-    await ctx.stage("install")
+    await outcome.enter(ctx, "install")
     installed = await build.install(
         tree,
         ecosystems,
@@ -251,7 +305,7 @@ async def _install_and_test(
         time_limit=settings.deps.install_time_limit_seconds,
     )
     _raise_on_failure(installed)
-    await ctx.stage("test")
+    await outcome.enter(ctx, "test")
     outcome.tests = await build.run_tests(
         tree,
         ecosystems,
@@ -278,11 +332,20 @@ def _raise_on_failure(result: build.StageResult) -> None:
 
 
 async def _finish_completed(
-    session: AsyncSession, job_id: str, pull_request_id: str, outcome: Outcome
+    session: AsyncSession,
+    job_id: str,
+    pull_request_id: str,
+    outcome: Outcome,
+    branch: str,
+    assessed: dict[str, Any],
 ) -> None:
     record = await session.get(UpdateJob, job_id)
     if record is None:
         return
+    record.branch = branch
+    record.base_commit = outcome.base
+    record.confidence = assessed["score"]
+    record.confidence_factors = assessed
     record.outcome = "completed"
     record.completed_at = utcnow()
     record.pull_request_id = pull_request_id

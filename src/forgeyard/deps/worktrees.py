@@ -73,10 +73,11 @@ async def changes(tree: Path, base: str, head: str = "HEAD") -> list[FileChange]
     return found
 
 
-async def patch(tree: Path, base: str, head: str = "HEAD") -> str:
-    return (await git.run_git("diff", "--no-renames", base, head, cwd=tree)).decode(
-        errors="replace"
-    )
+async def export(tree: Path, destination: Path) -> Path:
+    """The files of ``tree``'s index (its last commit) copied under ``destination``, with no
+    ``.git``: code run there cannot reach the repository's mirror or its configuration."""
+    await git.run_git("checkout-index", "--all", f"--prefix={destination}/", cwd=tree)
+    return destination
 
 
 class MergeConflictError(Exception):

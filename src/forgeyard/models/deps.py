@@ -109,8 +109,21 @@ class UpdateJob(Base):
 
 class PullRequestStatus(StrEnum):
     OPEN = "open"
+    MERGING = "merging"  # a deps.pull_request job is merging it
+    CLOSING = "closing"
     MERGED = "merged"
     CLOSED = "closed"
+
+
+# open -> merging or closing on request; the job ends them merged or closed, or back open
+# when the forge refuses (the reason in ``error``).
+PULL_REQUEST_TRANSITIONS: dict[PullRequestStatus, frozenset[PullRequestStatus]] = {
+    PullRequestStatus.OPEN: frozenset({PullRequestStatus.MERGING, PullRequestStatus.CLOSING}),
+    PullRequestStatus.MERGING: frozenset({PullRequestStatus.MERGED, PullRequestStatus.OPEN}),
+    PullRequestStatus.CLOSING: frozenset({PullRequestStatus.CLOSED, PullRequestStatus.OPEN}),
+    PullRequestStatus.MERGED: frozenset(),
+    PullRequestStatus.CLOSED: frozenset(),
+}
 
 
 class PullRequest(TimestampMixin, Base):
@@ -134,6 +147,8 @@ class PullRequest(TimestampMixin, Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     confidence_factors: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     merge_commit: Mapped[str | None] = mapped_column(String(64))
+    # Why the last merge or close did not happen (the forge's or git's words).
+    error: Mapped[str | None] = mapped_column(Text)
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -57,6 +57,9 @@ class Repository(TimestampMixin, Base):
     # No foreign key: analyses reference repositories, and a cycle would complicate deletes.
     last_analysis_id: Mapped[str | None] = mapped_column(String(40))
     last_scan_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # As of the last dependency scan (seed 000's list shows them); None before the first.
+    dependency_count: Mapped[int | None] = mapped_column(Integer)
+    outdated_count: Mapped[int | None] = mapped_column(Integer)
     # Validated by repos.schemas.RepoSettings / QualityGates; stored whole.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     quality_gates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from forgeyard.kernel.db import utcnow
-from forgeyard.models.deps import UpdateJob
 from forgeyard.models.job import Job, JobStage, WorkerRecord
 from forgeyard.ops import schemas
 from forgeyard.ops.service import QueueDepth
@@ -33,7 +32,10 @@ def stage_out(stage: JobStage) -> schemas.StageOut:
     )
 
 
-def job_out(job: Job, stages: list[JobStage], update: UpdateJob | None = None) -> schemas.JobOut:
+def job_out(
+    job: Job, stages: list[JobStage], update: dict[str, Any] | None = None
+) -> schemas.JobOut:
+    """``update``: an update job's fields, as ``deps.service.update_job_views`` gives them."""
     return schemas.JobOut(
         id=job.id,
         kind=job.kind,
@@ -53,30 +55,11 @@ def job_out(job: Job, stages: list[JobStage], update: UpdateJob | None = None) -
     )
 
 
-def _update_fields(job: Job, update: UpdateJob) -> dict[str, Any]:
+def _update_fields(job: Job, update: dict[str, Any]) -> dict[str, Any]:
     duration = None
     if job.started_at is not None and job.finished_at is not None:
         duration = round((job.finished_at - job.started_at).total_seconds(), 3)
-    return {
-        "dependency": update.dependency,
-        "from_version": update.from_version,
-        "to_version": update.to_version,
-        "confidence": update.confidence,
-        "duration_seconds": duration,
-        "completed_at": update.completed_at,
-        "update": {
-            "outcome": update.outcome,
-            "group": update.group_name,
-            "changes": update.changes,
-            "branch": update.branch,
-            "base_commit": update.base_commit,
-            "confidence": update.confidence_factors,
-            "test_summary": update.test_summary,
-            "new_findings": update.new_findings,
-            "failure": update.failure,
-            "pull_request_id": update.pull_request_id,
-        },
-    }
+    return {**update, "duration_seconds": duration}
 
 
 def worker_out(worker: WorkerRecord) -> schemas.WorkerOut:

@@ -39,7 +39,9 @@ async def list_jobs(
     jobs, total = await service.list_jobs(
         session=session, who=principal, page=page, status=status, kind=kind, repo_id=repo_id
     )
-    updates = await deps.update_jobs_by_id(session=session, job_ids=[job.id for job in jobs])
+    updates = await deps.update_job_views(
+        session=session, organization_id=principal.organization_id, job_ids=[job.id for job in jobs]
+    )
     return Page(
         data=[presenters.job_out(job, [], updates.get(job.id)) for job in jobs],
         total=total,
@@ -53,7 +55,9 @@ async def get_job(job_id: str, principal: ReadJobs, session: DbSession) -> schem
     """A job with its stage-by-stage breakdown (and, for an update job, its changes,
     confidence, failure report and pull request)."""
     job, stages = await service.get_job(session=session, who=principal, job_id=job_id)
-    updates = await deps.update_jobs_by_id(session=session, job_ids=[job.id])
+    updates = await deps.update_job_views(
+        session=session, organization_id=principal.organization_id, job_ids=[job.id]
+    )
     return presenters.job_out(job, stages, updates.get(job.id))
 
 

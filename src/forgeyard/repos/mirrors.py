@@ -59,13 +59,21 @@ async def fetch_mirror(
 
 
 async def push_to_origin(
-    *, repository: Repository, settings: Settings, box: SecretBox, refspecs: list[str]
+    *,
+    repository: Repository,
+    settings: Settings,
+    box: SecretBox,
+    refspecs: list[str],
+    expected: dict[str, str] | None = None,
 ) -> None:
     """Push ``refspecs`` ("<commit>:refs/heads/<branch>", "+" to force) from the mirror to the
-    repository's origin, then point the mirror's refs the same way. A pushed or uploaded
-    repository's mirror is its origin. Raises :class:`~forgeyard.kernel.git.GitError` when
-    origin refuses (a branch that moved meanwhile, no write access)."""
+    repository's origin, then point the mirror's refs the same way. ``expected`` maps a ref to
+    the commit it must still point at: a ref that moved meanwhile is left alone and the push
+    refused (a pushed or uploaded repository's mirror is its origin). Raises
+    :class:`~forgeyard.kernel.git.GitError` when origin refuses (a branch that moved, no
+    write access)."""
     path = mirror_path(settings, repository)
+    expected = expected or {}
     if repository.source == RepoSource.URL and repository.clone_url:
         await git.run_git(
             "push",
@@ -78,7 +86,8 @@ async def push_to_origin(
         )
     for refspec in refspecs:
         source, _, destination = refspec.lstrip("+").partition(":")
-        await git.run_git("update-ref", destination, source, cwd=path)
+        old = [expected[destination]] if destination in expected else []
+        await git.run_git("update-ref", destination, source, *old, cwd=path)
 
 
 async def _fetch_env(repository: Repository, settings: Settings, box: SecretBox) -> dict[str, str]:

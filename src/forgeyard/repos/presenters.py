@@ -24,6 +24,8 @@ def repo_out(repository: Repository) -> schemas.RepoOut:
         head_commit=repository.head_commit,
         last_fetched_at=repository.last_fetched_at,
         last_scan_at=repository.last_scan_at,
+        dependency_count=repository.dependency_count,
+        outdated_count=repository.outdated_count,
         settings=settings_of(repository),
         quality_gates=dict(repository.quality_gates or {}),
         created_at=repository.created_at,

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import audit
 from forgeyard.auth.principals import Principal
-from forgeyard.deps import service as deps
 from forgeyard.kernel.db import get_owned
 from forgeyard.kernel.errors import ConflictError
 from forgeyard.kernel.ids import new_id
@@ -128,13 +127,7 @@ async def rollup(
             .order_by(Repository.name)
         )
     ).all()
-    outdated = await deps.outdated_counts(
-        session=session, repo_ids=[repository.id for repository, _ in rows]
-    )
-    repositories = [
-        _rollup_repo(repository, analysis, outdated.get(repository.id, 0))
-        for repository, analysis in rows
-    ]
+    repositories = [_rollup_repo(repository, analysis) for repository, analysis in rows]
     totals = {severity: 0 for severity in SEVERITIES}
     for item in repositories:
         for severity, count in item.open_findings.items():
@@ -148,9 +141,7 @@ async def rollup(
     )
 
 
-def _rollup_repo(
-    repository: Repository, analysis: Analysis | None, outdated: int
-) -> schemas.RollupRepo:
+def _rollup_repo(repository: Repository, analysis: Analysis | None) -> schemas.RollupRepo:
     return schemas.RollupRepo(
         id=repository.id,
         name=repository.name,
@@ -161,7 +152,7 @@ def _rollup_repo(
         grade=analysis.grade if analysis else None,
         open_findings=dict(analysis.open_by_severity) if analysis else {},
         gate_passed=analysis.gate_passed if analysis else None,
-        outdated_dependencies=outdated,
+        outdated_dependencies=repository.outdated_count,
         last_build_status=None,
     )
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from forgeyard.analysis import service as analysis_service
 from forgeyard.auth.dependencies import Runtime, require
 from forgeyard.auth.principals import Principal
-from forgeyard.deps import service as deps
 from forgeyard.kernel.dependencies import DatabaseDep, DbSession
 from forgeyard.kernel.http import OutboundPolicy
 from forgeyard.kernel.pagination import Page, Pagination
@@ -130,10 +129,11 @@ async def register_repo(
 @router.get("/repos/{repo_id}")
 async def get_repo(repo_id: str, principal: Read, session: DbSession) -> schemas.RepoDetail:
     repository = await service.get_repo(session=session, who=principal, repo_id=repo_id)
+    sections = await service.detail_sections(session=session, repository=repository)
     return repo_detail(
         repository,
         await service.last_scan(session=session, repository=repository),
-        await deps.dependency_summaries(session=session, repository=repository),
+        sections.get("dependencies", []),
     )
 
 

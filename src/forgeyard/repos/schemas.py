@@ -210,6 +210,10 @@ class RepoOut(BaseModel):
     head_commit: str | None
     last_fetched_at: datetime | None
     last_scan_at: datetime | None
+    dependency_count: int | None = Field(description="As of the last dependency scan.")
+    outdated_count: int | None = Field(
+        description="Dependencies with an allowed update, as of the last dependency scan."
+    )
     settings: RepoSettings
     quality_gates: dict[str, Any]
     created_at: datetime

@@ -8,6 +8,7 @@ never commit. Other domains call these (the analysis domain fetches through
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,14 +43,21 @@ FETCH_KIND = "repos.fetch"
 REMOVE_MIRROR_KIND = "repos.remove_mirror"
 SCHEDULE_EVERY = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 # The mirrors' part of this surface, kept in repos/mirrors.py (git only, no database).
+forge_api_url = sources.forge_api_url
 __all__ = [
     "FetchResult",
     "fetch_mirror",
+    "forge_api_url",
     "mirror_path",
     "mirror_path_of",
     "push_to_origin",
     "remove_mirror",
 ]
+
+
+def target_branch(repository: Repository, fetched: FetchResult) -> str:
+    """The branch scans read and updates target: the setting, else origin's default."""
+    return settings_of(repository).target_branch or fetched.default_branch or "main"
 
 
 def settings_of(repository: Repository) -> RepoSettings:
@@ -231,6 +239,10 @@ async def update_settings(
     new: RepoSettings,
 ) -> Repository:
     repository = await get_repo(session=session, who=who, repo_id=repo_id)
+    if new.pull_requests.provider != "local":
+        sources.forge_api_url(
+            repository.clone_url, new.pull_requests.provider, new.pull_requests.api_url
+        )
     before = settings_of(repository)
     repository.settings = new.model_dump()
     if new.schedule != before.schedule:
@@ -284,6 +296,43 @@ async def delete_repo(
     )
     await session.delete(repository)
     await session.flush()
+
+
+async def note_dependency_scan(
+    *,
+    session: AsyncSession,
+    repository: Repository,
+    dependency_count: int,
+    outdated_count: int,
+    message: str,
+    data: dict[str, Any],
+) -> None:
+    """What a dependency scan found, on the repository and in its timeline."""
+    repository.dependency_count = dependency_count
+    repository.outdated_count = outdated_count
+    await record_event(
+        session=session,
+        repository=repository,
+        kind="dependencies_scanned",
+        message=message,
+        data=data,
+    )
+
+
+# Parts of ``GET /repos/{id}`` other capabilities fill (the dependency list): registered by
+# the application at start-up, so this domain needs no import of theirs.
+DetailSection = Callable[[AsyncSession, Repository], Awaitable[list[dict[str, Any]]]]
+_detail_sections: dict[str, DetailSection] = {}
+
+
+def register_detail_section(name: str, section: DetailSection) -> None:
+    _detail_sections[name] = section
+
+
+async def detail_sections(
+    *, session: AsyncSession, repository: Repository
+) -> dict[str, list[dict[str, Any]]]:
+    return {name: await fill(session, repository) for name, fill in _detail_sections.items()}
 
 
 async def record_event(

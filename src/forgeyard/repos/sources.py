@@ -141,3 +141,30 @@ def fetch_env(
     # ssh (where allowed) must never ask anyone anything: no key means the fetch fails.
     env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
     return env
+
+
+def forge_api_url(clone_url: str | None, provider: str, chosen: str | None) -> str:
+    """The forge API a repository's pull requests go to, with its token: ``chosen`` if
+    allowed, else the default for the clone URL's host (api.github.com for github.com, the
+    host's own ``/api/v3`` or ``/api/v4`` for GitHub Enterprise or GitLab).
+
+    The token is the repository's: it may only go to the host the repository is cloned from
+    (or GitHub's API host for github.com), over https. Raises :class:`InvalidInputError`
+    for any other ``chosen``."""
+    host = (urlsplit(clone_url or "").hostname or "").lower()
+    if chosen is None:
+        if provider == "gitlab":
+            return f"https://{host or 'gitlab.com'}/api/v4"
+        if host in ("", "github.com", "www.github.com"):
+            return "https://api.github.com"
+        return f"https://{host}/api/v3"
+    parts = urlsplit(chosen)
+    allowed = {host} | ({"api.github.com"} if host in ("github.com", "www.github.com") else set())
+    if parts.scheme != "https" or (parts.hostname or "").lower() not in allowed - {""}:
+        raise InvalidInputError(
+            "pull_requests.api_url must be an https URL on the repository's own host "
+            f"({host or 'none: register the repository by URL'}): the repository's token "
+            "goes there",
+            details={"field": "pull_requests.api_url"},
+        )
+    return chosen

@@ -93,11 +93,16 @@ async def test_an_update_job_opens_a_tested_pull_request_that_merges(
     # The branch is on origin; its diff is the one line, comments and order kept.
     assert branch_diff(app_repo, pull["head_branch"]) == ["-fy-alpha==1.0.0", "+fy-alpha==1.1.0"]
 
-    merged = await client.post(f"{API}/pull-requests/{pr_id}/merge", headers=owner.headers)
+    asked = await client.post(f"{API}/pull-requests/{pr_id}/merge", headers=owner.headers)
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["pull_request"]["status"] == "merging"
+    twice = await client.post(f"{API}/pull-requests/{pr_id}/merge", headers=owner.headers)
+    assert twice.status_code == 409  # one merge at a time
+    await run_jobs(database)
 
-    assert merged.status_code == 200, merged.text
-    assert merged.json()["status"] == "merged"
-    assert app_repo.git("rev-parse", "main") == merged.json()["merge_commit"]
+    merged = (await client.get(f"{API}/pull-requests/{pr_id}", headers=owner.headers)).json()
+    assert merged["status"] == "merged"
+    assert app_repo.git("rev-parse", "main") == merged["merge_commit"]
     assert app_repo.git("show", "main:requirements.txt") == (
         "# runtime\nfy-gamma==1.0.0  # arithmetic\nfy-alpha==1.1.0"
     )
@@ -164,3 +169,53 @@ async def test_bad_update_jobs_are_refused(
         f"{API}/jobs?repo_id={repo_id}&kind=deps.update", headers=owner.headers
     )
     assert [j["id"] for j in listed.json()["data"]] == [first["id"]]
+
+
+async def test_a_merge_that_conflicts_leaves_the_pull_request_open_with_the_reason(
+    client: httpx.AsyncClient, database: Database, tenants: Tenants, app_repo: GitRepo
+) -> None:
+    owner = tenants.owner
+    repo_id = await registered(client, database, owner, app_repo)
+    await start_job(client, owner, repo_id, "fy-alpha", "1.1.0")
+    await run_jobs(database)
+    pulls = await client.get(f"{API}/pull-requests?repo_id={repo_id}", headers=owner.headers)
+    pr_id = pulls.json()["data"][0]["id"]
+    # Meanwhile someone changes the same line on main.
+    app_repo.commit({"requirements.txt": REQUIREMENTS.replace("1.0.0\n", "2.0.0\n")}, "bump")
+
+    asked = await client.post(f"{API}/pull-requests/{pr_id}/merge", headers=owner.headers)
+    assert asked.status_code == 202
+    await run_jobs(database)
+
+    pull = (await client.get(f"{API}/pull-requests/{pr_id}", headers=owner.headers)).json()
+    assert pull["status"] == "open"
+    assert "no longer merges cleanly" in pull["error"]
+    assert "fy-alpha==2.0.0" in app_repo.git("show", "main:requirements.txt")
+    closed = await client.post(f"{API}/pull-requests/{pr_id}/close", headers=owner.headers)
+    assert closed.status_code == 202
+    await run_jobs(database)
+    pull = (await client.get(f"{API}/pull-requests/{pr_id}", headers=owner.headers)).json()
+    assert pull["status"] == "closed"
+    merge_closed = await client.post(f"{API}/pull-requests/{pr_id}/merge", headers=owner.headers)
+    assert merge_closed.status_code == 409
+
+
+async def test_a_forge_api_must_be_on_the_repositorys_own_host(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    """The repository's token goes to the forge API: never to a host a member picks."""
+    owner = tenants.owner
+    created = await client.post(
+        f"{API}/repos",
+        json={"clone_url": "https://93.184.215.14/acme/api.git", "token": "ghp_secret"},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    url = f"{API}/repos/{created.json()['id']}/settings"
+    for api_url in ("https://collector.example/", "http://93.184.215.14/api/v3"):
+        chosen = {"pull_requests": {"provider": "github", "api_url": api_url}}
+        refused = await client.put(url, json=chosen, headers=owner.headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["details"]["field"] == "pull_requests.api_url"
+    allowed = {"pull_requests": {"provider": "github", "api_url": "https://93.184.215.14/api/v3"}}
+    assert (await client.put(url, json=allowed, headers=owner.headers)).status_code == 200

@@ -156,3 +156,28 @@ async def test_another_organizations_updates_and_dependencies_answer_404(
         headers=tenants.viewer.headers,
     )
     assert viewer.status_code == 403
+
+
+async def test_a_manifest_that_cannot_be_read_keeps_what_was_known_and_says_so(
+    client: httpx.AsyncClient, database: Database, tenants: Tenants, deps_repo: GitRepo
+) -> None:
+    owner = tenants.owner
+    repo_id = await registered(client, database, owner, deps_repo)
+    detail = (await client.get(f"{API}/repos/{repo_id}", headers=owner.headers)).json()
+    alpha = next(d for d in detail["dependencies"] if d["name"] == "fy-alpha")
+    await client.patch(
+        f"{API}/deps/{alpha['id']}/settings", json={"skip": True}, headers=owner.headers
+    )
+    deps_repo.commit({"requirements.txt": "fy-alpha==1.0.0\nthis is not a requirement\n"})
+
+    await scan(client, database, owner, repo_id)
+
+    after = (await client.get(f"{API}/repos/{repo_id}", headers=owner.headers)).json()
+    kept = next(d for d in after["dependencies"] if d["name"] == "fy-alpha")
+    assert kept["id"] == alpha["id"]
+    assert kept["skip"] is True
+    assert after["dependency_count"] == 2  # what the readable package.json declares
+    events = await client.get(f"{API}/repos/{repo_id}/events", headers=owner.headers)
+    scanned = [e for e in events.json()["data"] if e["kind"] == "dependencies_scanned"]
+    assert "could not read requirements.txt" in scanned[0]["message"]
+    assert "requirements.txt" in scanned[0]["data"]["manifest_errors"]

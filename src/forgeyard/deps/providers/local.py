@@ -1,5 +1,5 @@
 """The ``local`` provider: the pull request lives in Forgeyard; merging it is a real git merge
-of the branch into the target branch, pushed to the repository's origin."""
+of the tested commit into the target branch, pushed to the repository's origin."""
 
 from __future__ import annotations
 
@@ -17,19 +17,28 @@ from forgeyard.deps.providers.base import (
 )
 from forgeyard.kernel import git
 
-Push = Callable[[list[str]], Awaitable[None]]
+# Pushes refspecs to origin; ``expected`` maps a ref to the commit it must still point at.
+Push = Callable[[list[str], dict[str, str]], Awaitable[None]]
 
 
 class LocalProvider(PullRequestProvider):
     name = "local"
 
     def __init__(
-        self, *, mirror: Path, push: Push, base: str, head: str, time_limit: float
+        self,
+        *,
+        mirror: Path,
+        push: Push,
+        base: str,
+        head: str,
+        head_commit: str | None,
+        time_limit: float,
     ) -> None:
         self.mirror = mirror
         self.push = push
         self.base = base
         self.head = head
+        self.head_commit = head_commit
         self.time_limit = time_limit
 
     async def open(self, draft: PullRequestDraft) -> OpenedPullRequest:
@@ -38,27 +47,38 @@ class LocalProvider(PullRequestProvider):
     async def merge(
         self, repository: str, number: int, *, method: MergeMethod = "merge", title: str
     ) -> MergeResult:
+        """Merges the mirror's ``head`` (fetched by the caller) into ``base``; refuses a
+        branch that moved since it was tested."""
         try:
             target = await git.resolve(self.mirror, f"refs/heads/{self.base}")
             head = await git.resolve(self.mirror, f"refs/heads/{self.head}")
         except git.GitError as exc:
             raise ProviderError(f"the branches cannot be read: {exc}", status=409) from None
-        async with worktrees.worktree(self.mirror, target, time_limit=self.time_limit) as tree:
-            try:
-                merged = await worktrees.merge(tree, head, title)
-            except worktrees.MergeConflictError as exc:
-                raise ProviderError(
-                    f"{self.head} no longer merges cleanly into {self.base}: {exc}", status=409
-                ) from None
+        if self.head_commit is not None and head != self.head_commit:
+            raise ProviderError(
+                f"{self.head} moved since it was tested ({self.head_commit[:12]} → {head[:12]})",
+                status=409,
+            )
         try:
-            await self.push([f"{merged}:refs/heads/{self.base}"])
+            merged = await self._merge(target, head, title)
+            await self.push(
+                [f"{merged}:refs/heads/{self.base}"], {f"refs/heads/{self.base}": target}
+            )
+        except worktrees.MergeConflictError as exc:
+            raise ProviderError(
+                f"{self.head} no longer merges cleanly into {self.base}: {exc}", status=409
+            ) from None
         except git.GitError as exc:
             raise ProviderError(
-                f"origin refused the merge of {self.head} into {self.base}: {exc}",
+                f"the merge of {self.head} into {self.base} could not be pushed: {exc}",
                 status=409,
                 retryable=True,
             ) from None
         return MergeResult(sha=merged)
+
+    async def _merge(self, target: str, head: str, title: str) -> str:
+        async with worktrees.worktree(self.mirror, target, time_limit=self.time_limit) as tree:
+            return await worktrees.merge(tree, head, title)
 
     async def close(self, repository: str, number: int) -> None:
         return None

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from forgeyard.deps.providers import PullRequestProvider
 from forgeyard.deps.providers.github import GitHubProvider
+from forgeyard.deps.providers.gitlab import GitLabProvider
 from forgeyard.deps.providers.local import LocalProvider
 from forgeyard.kernel.crypto import SecretBox
 from forgeyard.kernel.errors import InvalidInputError
@@ -16,6 +17,11 @@ from forgeyard.kernel.keys import instance_secret_box
 from forgeyard.models.repo import Repository
 from forgeyard.repos import service as repos
 from forgeyard.settings import Settings
+
+FORGES: dict[str, type[GitHubProvider] | type[GitLabProvider]] = {
+    "github": GitHubProvider,
+    "gitlab": GitLabProvider,
+}
 
 
 def forge_repository(repository: Repository) -> str:
@@ -39,9 +45,9 @@ def provider_for(
     ``head_commit`` is the commit that was tested (a local merge refuses any other)."""
     chosen = repos.settings_of(repository).pull_requests
     box = instance_secret_box(settings)
-    if chosen.provider == "github":
-        return GitHubProvider(
-            api_url=repos.forge_api_url(repository.clone_url, "github", chosen.api_url),
+    if chosen.provider in FORGES:
+        return FORGES[chosen.provider](
+            api_url=repos.forge_api_url(repository.clone_url, chosen.provider, chosen.api_url),
             token=_token(repository, box),
             policy=OutboundPolicy.from_settings(settings.outbound),
         )

@@ -104,10 +104,10 @@ class UpdateGroup(Strict):
 
 
 class PullRequestSettings(Strict):
-    provider: Literal["local", "github"] = Field(
+    provider: Literal["local", "github", "gitlab"] = Field(
         default="local",
         description="local: the branch is pushed to origin and the pull request lives in "
-        "Forgeyard; github: opened through GitHub's API with the repository's token.",
+        "Forgeyard; github, gitlab: opened through the forge's API with the repository's token.",
     )
     repository: str | None = Field(
         default=None,
@@ -116,7 +116,10 @@ class PullRequestSettings(Strict):
         description="The forge's name for the repository (owner/name); default: from the URL.",
     )
     api_url: str | None = Field(
-        default=None, max_length=500, description="The forge's API; default: api.github.com."
+        default=None,
+        max_length=500,
+        description="The forge's API, on the repository's own host; default: api.github.com "
+        "for github.com, else the host's /api/v3 (GitHub) or /api/v4 (GitLab).",
     )
 
 

@@ -219,3 +219,21 @@ async def test_a_forge_api_must_be_on_the_repositorys_own_host(
         assert refused.json()["details"]["field"] == "pull_requests.api_url"
     allowed = {"pull_requests": {"provider": "github", "api_url": "https://93.184.215.14/api/v3"}}
     assert (await client.put(url, json=allowed, headers=owner.headers)).status_code == 200
+
+
+async def test_a_gitlab_repository_gets_its_hosts_api_by_default(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    owner = tenants.owner
+    created = await client.post(
+        f"{API}/repos",
+        json={"clone_url": "https://93.184.215.14/group/api.git", "token": "glpat-secret"},
+        headers=owner.headers,
+    )
+    url = f"{API}/repos/{created.json()['id']}/settings"
+    chosen = {"pull_requests": {"provider": "gitlab"}}
+    assert (await client.put(url, json=chosen, headers=owner.headers)).status_code == 200
+    elsewhere = {"pull_requests": {"provider": "gitlab", "api_url": "https://gitlab.com/api/v4"}}
+    refused = await client.put(url, json=elsewhere, headers=owner.headers)
+    assert refused.status_code == 400
+    assert "93.184.215.14" in refused.json()["error"]

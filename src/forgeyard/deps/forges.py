@@ -10,6 +10,7 @@ from forgeyard.deps.providers import PullRequestProvider
 from forgeyard.deps.providers.github import GitHubProvider
 from forgeyard.deps.providers.gitlab import GitLabProvider
 from forgeyard.deps.providers.local import LocalProvider
+from forgeyard.deps.providers.rest import RestProvider
 from forgeyard.kernel.crypto import SecretBox
 from forgeyard.kernel.errors import InvalidInputError
 from forgeyard.kernel.http import OutboundPolicy
@@ -18,7 +19,7 @@ from forgeyard.models.repo import Repository
 from forgeyard.repos import service as repos
 from forgeyard.settings import Settings
 
-FORGES: dict[str, type[GitHubProvider] | type[GitLabProvider]] = {
+FORGES: dict[str, type[RestProvider]] = {
     "github": GitHubProvider,
     "gitlab": GitLabProvider,
 }

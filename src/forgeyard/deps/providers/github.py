@@ -21,27 +21,22 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
-from forgeyard import __version__
 from forgeyard.deps.providers.base import (
     MergeMethod,
     MergeResult,
     OpenedPullRequest,
     ProviderError,
     PullRequestDraft,
-    PullRequestProvider,
 )
-from forgeyard.kernel.errors import InvalidInputError
-from forgeyard.kernel.http import OutboundPolicy, outbound_client, read_limited
+from forgeyard.deps.providers.rest import USER_AGENT, RestProvider
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json, application/json"
-USER_AGENT = f"forgeyard/{__version__}"
-MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a pull request with a huge body is still far below this
 
 # GitHub's rules, loosely: an owner is letters, digits and hyphens (underscores for managed
 # users); a repository name is letters, digits, ".", "-" and "_". What matters here is that
@@ -52,54 +47,19 @@ _REPOSITORY = re.compile(
 _MERGE_METHODS = frozenset({"merge", "squash", "rebase"})
 
 
-class GitHubProvider(PullRequestProvider):
-    """One GitHub API (``api_url``) and one token.
-
-    Pass ``client`` (from :func:`~forgeyard.kernel.http.outbound_client`) to share a
-    connection pool; otherwise one is made from ``policy`` and closed by :meth:`aclose`
-    (or ``async with``). ``timeout`` applies to every request, whichever client sends it.
-    """
+class GitHubProvider(RestProvider):
+    """One GitHub API (``api_url``) and one token."""
 
     name: ClassVar[str] = "github"
-
-    def __init__(
-        self,
-        *,
-        token: str,
-        api_url: str = DEFAULT_API_URL,
-        client: httpx.AsyncClient | None = None,
-        policy: OutboundPolicy | None = None,
-        timeout: float = 30.0,
-        max_bytes: int = MAX_ANSWER_BYTES,
-    ) -> None:
-        if not token:
-            raise ValueError("a GitHub token is required")
-        self.api_url = api_url.rstrip("/")
-        self._token = token
-        self._owns_client = client is None
-        self._client = client or outbound_client(policy or OutboundPolicy(), timeout=timeout)
-        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        self.max_bytes = max_bytes
-
-    def __repr__(self) -> str:
-        return f"GitHubProvider(api_url={self.api_url!r})"
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> GitHubProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    forge: ClassVar[str] = "GitHub"
+    default_api_url: ClassVar[str] = DEFAULT_API_URL
 
     # --- the four operations ---------------------------------------------------------------
 
     async def open(self, draft: PullRequestDraft) -> OpenedPullRequest:
         path = f"{_repository_path(draft.repository)}/pulls"
         payload = {"title": draft.title, "head": draft.head, "base": draft.base, "body": draft.body}
-        answer = await self._send("POST", path, payload, expect=201)
+        answer = await self.send("POST", path, payload, expect=201)
         number, url, pr_id = answer.get("number"), answer.get("html_url"), answer.get("id")
         if not isinstance(number, int) or isinstance(number, bool) or not isinstance(url, str):
             raise ProviderError(f"GitHub's answer to POST {path} has no pull request number")
@@ -116,7 +76,7 @@ class GitHubProvider(PullRequestProvider):
             raise ProviderError(f"unknown merge method {method!r} (merge, squash or rebase)")
         path = f"{_pull_path(repository, number)}/merge"
         payload = {"commit_title": title, "merge_method": method}
-        answer = await self._send("PUT", path, payload, expect=200, not_mergeable=True)
+        answer = await self.send("PUT", path, payload, expect=200, not_mergeable=True)
         if answer.get("merged") is False:  # GitHub answers 405 for this; be safe anyway
             reason = _text(answer.get("message")) or "GitHub did not merge it"
             raise ProviderError(f"pull request #{number} was not merged: {reason}", status=200)
@@ -124,67 +84,26 @@ class GitHubProvider(PullRequestProvider):
         return MergeResult(sha=sha if isinstance(sha, str) and sha else None)
 
     async def close(self, repository: str, number: int) -> None:
-        await self._send("PATCH", _pull_path(repository, number), {"state": "closed"}, expect=200)
+        await self.send("PATCH", _pull_path(repository, number), {"state": "closed"}, expect=200)
 
     async def comment(self, repository: str, number: int, body: str) -> None:
         path = f"{_repository_path(repository)}/issues/{_number(number)}/comments"
-        await self._send("POST", path, {"body": body}, expect=201)
+        await self.send("POST", path, {"body": body}, expect=201)
 
     # --- HTTP ------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    def refusal(
+        self, what: str, response: httpx.Response, body: bytes, *, not_mergeable: bool
+    ) -> ProviderError:
+        return _refusal(what, response, body, not_mergeable=not_mergeable)
+
+    def headers(self) -> dict[str, str]:
         return {
             "Accept": ACCEPT,
             "Authorization": f"Bearer {self._token}",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": USER_AGENT,
         }
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        payload: dict[str, Any],
-        *,
-        expect: int,
-        not_mergeable: bool = False,
-    ) -> dict[str, Any]:
-        """Send one request; the JSON object GitHub answered, or a :class:`ProviderError`."""
-        what = f"{method} {path}"
-        try:
-            async with self._client.stream(
-                method,
-                self.api_url + path,
-                json=payload,
-                headers=self._headers(),
-                timeout=self.timeout,
-            ) as response:
-                body = await read_limited(response, self.max_bytes + 1)
-        except httpx.TimeoutException:
-            raise ProviderError(
-                f"GitHub did not answer {what} within {self.timeout.read:g} s", retryable=True
-            ) from None
-        except httpx.TransportError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ProviderError(
-                f"could not reach GitHub for {what} ({reason})", retryable=True
-            ) from None
-        except InvalidInputError as exc:  # the outbound guard's refusal: never retried
-            raise ProviderError(f"{what}: {exc.message}") from None
-        status = response.status_code
-        if len(body) > self.max_bytes:
-            raise ProviderError(
-                f"GitHub's answer to {what} is larger than {self.max_bytes} bytes", status=status
-            )
-        if status != expect:
-            raise _refusal(what, response, body, not_mergeable=not_mergeable)
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise ProviderError(f"GitHub's answer to {what} is not a JSON object", status=status)
-        return answer
 
 
 # --- what GitHub's refusals mean -------------------------------------------------------------

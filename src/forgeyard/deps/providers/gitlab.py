@@ -30,22 +30,17 @@ from urllib.parse import quote
 
 import httpx
 
-from forgeyard import __version__
 from forgeyard.deps.providers.base import (
     MergeMethod,
     MergeResult,
     OpenedPullRequest,
     ProviderError,
     PullRequestDraft,
-    PullRequestProvider,
 )
-from forgeyard.kernel.errors import InvalidInputError
-from forgeyard.kernel.http import OutboundPolicy, outbound_client, read_limited
+from forgeyard.deps.providers.rest import USER_AGENT, RestProvider
 
 DEFAULT_API_URL = "https://gitlab.com/api/v4"
 ACCEPT = "application/json"
-USER_AGENT = f"forgeyard/{__version__}"
-MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a merge request with a huge description is far below this
 
 # GitLab's rules, loosely: a group or project path is letters, digits, "_", "." and "-", and
 # does not start with "-" or "."; subgroups nest at most 20 deep. What matters here is that no
@@ -60,47 +55,12 @@ _MERGE_METHODS = frozenset({"merge", "squash", "rebase"})
 _NOT_MERGEABLE = frozenset({405, 406, 409, 422})
 
 
-class GitLabProvider(PullRequestProvider):
-    """One GitLab API (``api_url``, ending in ``/api/v4``) and one token.
-
-    Pass ``client`` (from :func:`~forgeyard.kernel.http.outbound_client`) to share a
-    connection pool; otherwise one is made from ``policy`` and closed by :meth:`aclose`
-    (or ``async with``). ``timeout`` applies to every request, whichever client sends it.
-    """
+class GitLabProvider(RestProvider):
+    """One GitLab API (``api_url``, ending in ``/api/v4``) and one token."""
 
     name: ClassVar[str] = "gitlab"
-
-    def __init__(
-        self,
-        *,
-        token: str,
-        api_url: str = DEFAULT_API_URL,
-        client: httpx.AsyncClient | None = None,
-        policy: OutboundPolicy | None = None,
-        timeout: float = 30.0,
-        max_bytes: int = MAX_ANSWER_BYTES,
-    ) -> None:
-        if not token:
-            raise ValueError("a GitLab token is required")
-        self.api_url = api_url.rstrip("/")
-        self._token = token
-        self._owns_client = client is None
-        self._client = client or outbound_client(policy or OutboundPolicy(), timeout=timeout)
-        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        self.max_bytes = max_bytes
-
-    def __repr__(self) -> str:
-        return f"GitLabProvider(api_url={self.api_url!r})"
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> GitLabProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    forge: ClassVar[str] = "GitLab"
+    default_api_url: ClassVar[str] = DEFAULT_API_URL
 
     # --- the four operations ---------------------------------------------------------------
 
@@ -112,7 +72,7 @@ class GitLabProvider(PullRequestProvider):
             "title": draft.title,
             "description": draft.body,
         }
-        answer = await self._send("POST", path, payload, expect=201)
+        answer = await self.send("POST", path, payload, expect=201)
         iid, url, mr_id = answer.get("iid"), answer.get("web_url"), answer.get("id")
         if not isinstance(iid, int) or isinstance(iid, bool) or not isinstance(url, str):
             raise ProviderError(f"GitLab's answer to POST {path} has no merge request iid")
@@ -144,7 +104,7 @@ class GitLabProvider(PullRequestProvider):
         payload: dict[str, Any] = {"merge_commit_message": title, "squash": method == "squash"}
         if method == "squash":
             payload["squash_commit_message"] = title
-        answer = await self._send("PUT", path, payload, expect=200, not_mergeable=True)
+        answer = await self.send("PUT", path, payload, expect=200, not_mergeable=True)
         state = answer.get("state")
         if isinstance(state, str) and state != "merged":  # e.g. left to auto-merge; be safe
             reason = _text(answer.get("merge_error")) or f"its state is {state!r}"
@@ -157,62 +117,21 @@ class GitLabProvider(PullRequestProvider):
 
     async def close(self, repository: str, number: int) -> None:
         path = _merge_request_path(repository, number)
-        await self._send("PUT", path, {"state_event": "close"}, expect=200)
+        await self.send("PUT", path, {"state_event": "close"}, expect=200)
 
     async def comment(self, repository: str, number: int, body: str) -> None:
         path = f"{_merge_request_path(repository, number)}/notes"
-        await self._send("POST", path, {"body": body}, expect=201)
+        await self.send("POST", path, {"body": body}, expect=201)
 
     # --- HTTP ------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        return {"Accept": ACCEPT, "PRIVATE-TOKEN": self._token, "User-Agent": USER_AGENT}
+    def refusal(
+        self, what: str, response: httpx.Response, body: bytes, *, not_mergeable: bool
+    ) -> ProviderError:
+        return _refusal(what, response, body, not_mergeable=not_mergeable)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        payload: dict[str, Any],
-        *,
-        expect: int,
-        not_mergeable: bool = False,
-    ) -> dict[str, Any]:
-        """Send one request; the JSON object GitLab answered, or a :class:`ProviderError`."""
-        what = f"{method} {path}"
-        try:
-            async with self._client.stream(
-                method,
-                self.api_url + path,
-                json=payload,
-                headers=self._headers(),
-                timeout=self.timeout,
-            ) as response:
-                body = await read_limited(response, self.max_bytes + 1)
-        except httpx.TimeoutException:
-            raise ProviderError(
-                f"GitLab did not answer {what} within {self.timeout.read:g} s", retryable=True
-            ) from None
-        except httpx.TransportError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ProviderError(
-                f"could not reach GitLab for {what} ({reason})", retryable=True
-            ) from None
-        except InvalidInputError as exc:  # the outbound guard's refusal: never retried
-            raise ProviderError(f"{what}: {exc.message}") from None
-        status = response.status_code
-        if len(body) > self.max_bytes:
-            raise ProviderError(
-                f"GitLab's answer to {what} is larger than {self.max_bytes} bytes", status=status
-            )
-        if status != expect:
-            raise _refusal(what, response, body, not_mergeable=not_mergeable)
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise ProviderError(f"GitLab's answer to {what} is not a JSON object", status=status)
-        return answer
+    def headers(self) -> dict[str, str]:
+        return {"Accept": ACCEPT, "PRIVATE-TOKEN": self._token, "User-Agent": USER_AGENT}
 
 
 # --- what GitLab's refusals mean -------------------------------------------------------------

@@ -222,11 +222,13 @@ def publish_npm(
 
 @dataclass(frozen=True)
 class Answer:
-    """One scripted answer: ``status`` (None: forward to the upstream), after ``delay`` s."""
+    """One scripted answer: ``status`` (None: forward to the upstream) with ``body``, after
+    ``delay`` s."""
 
     status: int | None = 500
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    body: bytes = b"scripted answer"
 
 
 class ScriptedServer(http.server.ThreadingHTTPServer):
@@ -263,7 +265,7 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
         if answer.status is None:
             status, headers, body = self._forward()
         else:
-            status, headers, body = answer.status, list(answer.headers), b"scripted answer"
+            status, headers, body = answer.status, list(answer.headers), answer.body
         try:
             self.send_response(status)
             for name, value in headers:

@@ -4,7 +4,8 @@ No database: the caller brings the tree, a registry per ecosystem, a vulnerabili
 each dependency's settings and the repository's policy. Every registry is asked for all its
 names at once; a registry that fails one name leaves that name's error beside the others'
 results (``ScanResult.registry_errors``), and a manifest that cannot be read is reported
-without stopping the scan.
+without stopping the scan. Advisories come from the caller's source first (an OSV export),
+then from what the registries list against each current release.
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from forgeyard.deps.detection import DepSettings, RepoPolicy, Update, detect
 from forgeyard.deps.ecosystems import ECOSYSTEMS, Dependency, ManifestError, find_all
 from forgeyard.deps.registries import PackageInfo, Registry, RegistryError, lookup_many
-from forgeyard.deps.vulnerabilities import Advisory, VulnerabilitySource
+from forgeyard.deps.vulnerabilities import (
+    Advisory,
+    CombinedSource,
+    RegistryAdvisories,
+    VulnerabilitySource,
+)
 
 PackageKey = tuple[str, str]  # (ecosystem, name)
 
@@ -58,7 +65,8 @@ async def scan_tree(
     dependencies, manifest_errors = await asyncio.to_thread(read_dependencies, root)
     result = ScanResult(dependencies=dependencies, manifest_errors=manifest_errors)
     infos = await _look_up(dependencies, registries, concurrency)
-    known = await _advisories(dependencies, advisories)
+    served = await _served_advisories(dependencies, registries, concurrency)
+    known = await _advisories(dependencies, CombinedSource([advisories, served]))
     for dependency in dependencies:
         key = (dependency.ecosystem, dependency.name)
         info = infos.get(key)
@@ -98,6 +106,39 @@ async def _look_up(
         for ecosystem, found in zip(ecosystems, answers, strict=True)
         for name, info in found.items()
     }
+
+
+async def _served_advisories(
+    dependencies: list[Dependency], registries: Mapping[str, Registry], concurrency: int
+) -> VulnerabilitySource:
+    """What the registries list against each dependency's current release (PyPI does, per
+    release); a registry that cannot say is taken to know of none."""
+    wanted = {
+        (d.ecosystem, d.name): d.resolved
+        for d in dependencies
+        if d.resolved and d.reference is None and d.ecosystem in registries
+    }
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(ecosystem: str, name: str, version: str) -> list[dict[str, Any]]:
+        async with limit:
+            try:
+                return await registries[ecosystem].vulnerabilities(name, version)
+            except RegistryError:
+                return []
+
+    keys = list(wanted)
+    found = await asyncio.gather(*(one(e, n, wanted[(e, n)] or "") for e, n in keys))
+    by_ecosystem: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (ecosystem, name), entries in zip(keys, found, strict=True):
+        if entries:
+            by_ecosystem.setdefault(ecosystem, {})[name] = entries
+    return CombinedSource(
+        [
+            RegistryAdvisories(ecosystem, by_package)
+            for ecosystem, by_package in by_ecosystem.items()
+        ]
+    )
 
 
 async def _advisories(

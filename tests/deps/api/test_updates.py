@@ -3,6 +3,8 @@ the updates found with their categories, and the settings that block them."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from forgeyard.kernel.db import Database
@@ -181,3 +183,46 @@ async def test_a_manifest_that_cannot_be_read_keeps_what_was_known_and_says_so(
     scanned = [e for e in events.json()["data"] if e["kind"] == "dependencies_scanned"]
     assert "could not read requirements.txt" in scanned[0]["message"]
     assert "requirements.txt" in scanned[0]["data"]["manifest_errors"]
+
+
+def _json(document: object) -> Answer:
+    return Answer(
+        200, headers=(("Content-Type", "application/json"),), body=json.dumps(document).encode()
+    )
+
+
+async def test_a_vulnerability_the_registry_lists_makes_a_security_update(
+    client: httpx.AsyncClient,
+    database: Database,
+    tenants: Tenants,
+    deps_repo: GitRepo,
+    settings: Settings,
+    pypi_index: str,
+) -> None:
+    """PyPI's JSON API lists advisories per release; pypiserver has no JSON API, so the
+    scripted server in front of it answers those paths as PyPI does."""
+    uploaded = {"upload_time_iso_8601": "2026-01-02T03:04:05Z", "yanked": False}
+    releases = {"1.0.0": [uploaded], "1.1.0": [uploaded], "2.0.0": [uploaded]}
+    advisory = {
+        "id": "PYSEC-2099-7",
+        "aliases": ["CVE-2099-7"],
+        "summary": "remote code execution in the importer",
+        "fixed_in": ["1.1.0"],
+    }
+    scripts = {
+        "/pypi/fy-alpha/json": [_json({"releases": releases})],
+        "/pypi/fy-beta/json": [_json({"releases": {"0.1.0": [uploaded]}})],
+        "/pypi/fy-alpha/1.0.0/json": [_json({"vulnerabilities": [advisory]})],
+    }
+    upstream = pypi_index.removesuffix("/simple/")
+    with scripted_server(upstream, scripts) as server:
+        settings.deps.pypi_index_url = f"{server.url}/simple/"
+        repo_id = await registered(client, database, tenants.owner, deps_repo)
+        asked = server.hits["/pypi/fy-alpha/1.0.0/json"]
+    alpha = (await updates_of(client, tenants.owner, repo_id))["fy-alpha"]
+
+    assert asked >= 1
+    assert alpha["category"] == "security"
+    assert [a["id"] for a in alpha["advisories"]] == ["PYSEC-2099-7"]
+    assert alpha["advisories"][0]["aliases"] == ["CVE-2099-7"]
+    assert alpha["released_at"] is not None  # dates from the JSON API, as PyPI serves them

@@ -127,6 +127,12 @@ class Registry(ABC):
     async def lookup(self, name: str) -> PackageInfo:
         """Every release of ``name``; raises :class:`RegistryError`."""
 
+    async def vulnerabilities(self, name: str, version: str) -> list[dict[str, Any]]:
+        """The advisories the registry lists for one release, OSV-shaped (PyPI's JSON API
+        ``vulnerabilities``); none where the registry serves none. Raises
+        :class:`RegistryError`."""
+        return []
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()

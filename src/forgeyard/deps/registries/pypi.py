@@ -93,6 +93,31 @@ class PyPIRegistry(Registry):
                 files += [file for file in dated if file.version in listed]
         return PackageInfo(self.ecosystem, name, _releases(files))
 
+    async def vulnerabilities(self, name: str, version: str) -> list[dict[str, Any]]:
+        """``/pypi/<name>/<version>/json``'s ``vulnerabilities``: PyPI lists them per release.
+        An index with no JSON API (pypiserver) has none to give."""
+        if self.json_api_missing or not _NAME.match(name):
+            return []
+        try:
+            parsed = Version(version)
+        except InvalidVersion:
+            return []
+        url = f"{self.json_api_url}/{canonicalize_name(name)}/{parsed}/json"
+        try:
+            found: list[dict[str, Any]] = await self._get(
+                name, url, accept="application/json", parse=_parse_vulnerabilities
+            )
+        except RegistryError as exc:
+            if exc.not_found:
+                return []
+            raise
+        return found
+
+
+def _parse_vulnerabilities(_: httpx.Response, body: bytes) -> list[dict[str, Any]]:
+    entries = json.loads(body).get("vulnerabilities") or []
+    return [entry for entry in entries if isinstance(entry, dict)]
+
 
 def _json_api_next_to(index_url: str) -> str | None:
     """``https://host/pypi`` for ``https://host/simple/``: where PyPI and devpi keep it."""

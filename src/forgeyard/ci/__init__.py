@@ -1,0 +1,1 @@
+"""CI: pipelines, builds, runners, live logs, artifacts and forge integrations."""

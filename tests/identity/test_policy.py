@@ -89,6 +89,7 @@ PROBE_FINDING = findings.Seen(
 )
 
 # A minimal valid body per route that takes one, keyed by (method, path under /api/v1).
+PROBE_PIPELINE = 'steps:\n  - name: test\n    commands: ["true"]\n'
 EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/users/invite"): {"email": "new.hire@acme.example", "role": "viewer"},
     ("PATCH", "/users/{user_id}/role"): {"role": "member"},
@@ -130,6 +131,9 @@ EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/sessions"): SOURCE_ZIP,
     ("PATCH", "/deps/{dep_id}/settings"): {"skip": True},
     ("POST", "/registries"): {"ecosystem": "npm", "url": "https://93.184.215.14/npm/"},
+    ("POST", "/projects/{project_id}/pipelines"): {"name": "probe", "content": PROBE_PIPELINE},
+    ("PATCH", "/pipelines/{pipeline_id}"): {"name": "renamed by the probe"},
+    ("POST", "/pipelines/validate"): {"content": PROBE_PIPELINE},
 }
 # Bodies that name an Acme thing: the ids they need are made like path parameters.
 BODY_IDS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -496,6 +500,14 @@ async def _make_pr_id(
         return pull.id
 
 
+async def _make_pipeline_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    project_id = ids.setdefault("project_id", await _make_project_id(client, tenants, caller, ids))
+    body = {"name": "made for the probe", "content": PROBE_PIPELINE}
+    return await _post_id(client, tenants, f"/projects/{project_id}/pipelines", body)
+
+
 async def _make_registry_id(
     client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
 ) -> str:
@@ -518,6 +530,7 @@ ID_MAKERS: dict[str, IdMaker] = {
     "update_id": _make_update_id,
     "pr_id": _make_pr_id,
     "registry_id": _make_registry_id,
+    "pipeline_id": _make_pipeline_id,
 }
 # Routes that need a particular kind of thing behind an id.
 ROUTE_ID_MAKERS: dict[tuple[str, str], dict[str, IdMaker]] = {

@@ -21,6 +21,7 @@ from forgeyard.api.middleware import (
 )
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.ci.router import router as ci_router
 from forgeyard.deps import service as deps_service
 from forgeyard.deps.router import router as deps_router
 from forgeyard.identity.mail import Mailer
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(repos_router, prefix=API_PREFIX)
     app.include_router(analysis_router, prefix=API_PREFIX)
     app.include_router(deps_router, prefix=API_PREFIX)
+    app.include_router(ci_router, prefix=API_PREFIX)
     # GET /repos/{id} lists dependencies; the composition is made here so that repos need
     # not import deps (which builds on repos).
     repos_service.register_detail_section("dependencies", deps_service.dependency_summaries)

@@ -8,6 +8,7 @@ from forgeyard.kernel.db import Base
 from forgeyard.models import (  # noqa: F401  (registers the tables)
     analysis,
     audit,
+    ci,
     deps,
     identity,
     job,

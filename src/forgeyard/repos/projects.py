@@ -7,27 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth import audit
 from forgeyard.auth.principals import Principal
-from forgeyard.kernel.db import get_owned
 from forgeyard.kernel.errors import ConflictError
 from forgeyard.kernel.ids import new_id
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.analysis import Analysis
 from forgeyard.models.repo import Project, Repository
 from forgeyard.repos import schemas
-from forgeyard.repos.service import count_in_project
+from forgeyard.repos.service import count_in_project, get_project
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
-
-
-async def get_project(*, session: AsyncSession, who: Principal, project_id: str) -> Project:
-    return await get_owned(
-        session,
-        Project,
-        project_id,
-        organization_id=who.organization_id,
-        kind="project",
-        prefix="prj",
-    )
 
 
 async def list_projects(

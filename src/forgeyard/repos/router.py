@@ -53,7 +53,7 @@ async def create_project(
 
 @router.get("/projects/{project_id}")
 async def get_project(project_id: str, principal: Read, session: DbSession) -> schemas.ProjectOut:
-    project = await projects.get_project(session=session, who=principal, project_id=project_id)
+    project = await service.get_project(session=session, who=principal, project_id=project_id)
     counts = await projects.repository_counts(session=session, projects=[project])
     return projects.project_out(project, counts.get(project.id, 0))
 

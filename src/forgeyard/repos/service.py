@@ -99,6 +99,18 @@ async def list_repos(
     return await paginate(session, statement, page)
 
 
+async def get_project(*, session: AsyncSession, who: Principal, project_id: str) -> Project:
+    """The caller's organization's project, else 404."""
+    return await get_owned(
+        session,
+        Project,
+        project_id,
+        organization_id=who.organization_id,
+        kind="project",
+        prefix="prj",
+    )
+
+
 async def check_project(*, session: AsyncSession, organization_id: str, project_id: str) -> None:
     found = is_valid_id("prj", project_id) and await session.scalar(
         select(Project.id).where(

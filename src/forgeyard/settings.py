@@ -141,14 +141,16 @@ class AnalysisSettings(BaseModel):
 
 
 class DepsSettings(BaseModel):
-    pypi_index_url: str = Field(
-        default="https://pypi.org/simple/",
-        description="The PyPI simple index looked up and installed from, unless a repository "
-        "or organization names its own.",
+    pypi_index_url: str | None = Field(
+        default=None,
+        description="The PyPI simple index (…/simple/) looked up and installed from, unless a "
+        "repository or organization names its own; unset: Python dependencies get a "
+        "registry_error saying so.",
     )
-    npm_registry_url: str = Field(
-        default="https://registry.npmjs.org/",
-        description="The npm registry looked up and installed from, unless one is configured.",
+    npm_registry_url: str | None = Field(
+        default=None,
+        description="The npm registry looked up and installed from, unless one is configured; "
+        "unset: npm dependencies get a registry_error saying so.",
     )
     osv_database: str | None = Field(
         default=None,

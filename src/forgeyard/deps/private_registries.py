@@ -35,14 +35,14 @@ class RegistryConfig:
     """Where one ecosystem's packages come from for one repository."""
 
     ecosystem: str
-    url: str
+    url: str | None  # None: none configured anywhere
     username: str | None = None
     secret: str | None = None  # the password (PyPI) or token (npm), decrypted
     source: str = "instance"  # or "organization", "repository"
 
-    def pip_index_url(self) -> str:
+    def pip_index_url(self) -> str | None:
         """The index URL with the credentials pip reads from it (never stored or shown)."""
-        if self.secret is None:
+        if self.secret is None or self.url is None:
             return self.url
         parts = urlsplit(self.url)
         user = quote(self.username or "", safe="")

@@ -88,17 +88,20 @@ async def run(ctx: JobContext, settings: Settings) -> None:
 def registries_for(
     configs: dict[str, RegistryConfig], client: httpx.AsyncClient
 ) -> dict[str, Registry]:
-    """The repository's registries, sharing the scan's outbound client."""
+    """The repository's registries, sharing the scan's outbound client; an ecosystem with
+    none configured is left out (its dependencies get a registry_error saying so)."""
     pypi, npm = configs["pypi"], configs["npm"]
-    return {
-        "pypi": PyPIRegistry(
+    registries: dict[str, Registry] = {}
+    if pypi.url:
+        registries["pypi"] = PyPIRegistry(
             pypi.url,
             username=pypi.username or ("__token__" if pypi.secret else None),
             password=pypi.secret,
             client=client,
-        ),
-        "npm": NpmRegistry(npm.url, token=npm.secret, client=client),
-    }
+        )
+    if npm.url:
+        registries["npm"] = NpmRegistry(npm.url, token=npm.secret, client=client)
+    return registries
 
 
 def advisory_source(settings: Settings) -> VulnerabilitySource:

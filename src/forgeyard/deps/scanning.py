@@ -71,6 +71,8 @@ async def scan_tree(
         key = (dependency.ecosystem, dependency.name)
         info = infos.get(key)
         if info is None:
+            if dependency.reference is None and dependency.ecosystem not in registries:
+                result.registry_errors[key] = f"no {dependency.ecosystem} registry is configured"
             continue
         if isinstance(info, RegistryError):
             result.registry_errors[key] = str(info)

@@ -226,3 +226,18 @@ async def test_a_vulnerability_the_registry_lists_makes_a_security_update(
     assert [a["id"] for a in alpha["advisories"]] == ["PYSEC-2099-7"]
     assert alpha["advisories"][0]["aliases"] == ["CVE-2099-7"]
     assert alpha["released_at"] is not None  # dates from the JSON API, as PyPI serves them
+
+
+async def test_an_ecosystem_with_no_registry_configured_says_so(
+    client: httpx.AsyncClient,
+    database: Database,
+    tenants: Tenants,
+    deps_repo: GitRepo,
+    settings: Settings,
+) -> None:
+    settings.deps.npm_registry_url = None
+    repo_id = await registered(client, database, tenants.owner, deps_repo)
+    updates = await updates_of(client, tenants.owner, repo_id)
+
+    assert updates["fy-left"]["registry_error"] == "no npm registry is configured"
+    assert updates["fy-alpha"]["candidate_version"] == "2.0.0"

@@ -65,7 +65,7 @@ requires-python = ">=3.11"
 [[package]]
 name = "httpx"
 version = "0.27.2"
-source = { registry = "https://pypi.org/simple" }
+source = { registry = "https://index.example/simple" }
 
 [[package]]
 name = "pyyaml"

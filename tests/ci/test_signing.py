@@ -7,7 +7,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from forgeyard.ci.signing import (
+from forgeyard.kernel.signing import (
     KeyInvalid,
     SignatureInvalid,
     canonical_json,

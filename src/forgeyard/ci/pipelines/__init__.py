@@ -43,7 +43,7 @@ from forgeyard.ci.pipelines.model import (
     branch_matches,
     resolve,
 )
-from forgeyard.ci.pipelines.resolved import (
+from forgeyard.protocol.resolved import (
     EventKind,
     ResolvedPipeline,
     ResolvedStep,

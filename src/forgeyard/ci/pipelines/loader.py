@@ -25,7 +25,7 @@ from forgeyard.ci.pipelines.issues import (
     schema_issues,
 )
 from forgeyard.ci.pipelines.model import BranchFilter, Pipeline, Step, Triggers, When
-from forgeyard.ci.pipelines.resolved import EventKind, Status
+from forgeyard.protocol.resolved import EventKind, Status
 from forgeyard.ci.pipelines.schema import DEFAULT_FILE, DEFAULT_TIMEOUT, PIPELINE_SCHEMA
 from forgeyard.ci.pipelines.yamlsource import Document, Path, compose
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from forgeyard.ci.pipelines.resolved import (
+from forgeyard.protocol.resolved import (
     EventKind,
     ResolvedPipeline,
     ResolvedStep,

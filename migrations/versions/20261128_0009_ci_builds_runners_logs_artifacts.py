@@ -99,7 +99,7 @@ def upgrade() -> None:
         "ci_builds",
         sa.Column("id", sa.String(length=35), nullable=False),
         sa.Column("organization_id", sa.String(length=35), nullable=False),
-        sa.Column("project_id", sa.String(length=35), nullable=False),
+        sa.Column("project_id", sa.String(length=35), nullable=True),
         sa.Column("repository_id", sa.String(length=35), nullable=False),
         sa.Column("pipeline_id", sa.String(length=35), nullable=True),
         sa.Column("number", sa.Integer(), nullable=False),
@@ -139,7 +139,7 @@ def upgrade() -> None:
             ["project_id"],
             ["projects.id"],
             name=op.f("fk_ci_builds_project_id_projects"),
-            ondelete="CASCADE",
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["repository_id"],
@@ -154,7 +154,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ci_builds")),
-        sa.UniqueConstraint("project_id", "number", name=op.f("uq_ci_builds_project_id")),
+        sa.UniqueConstraint("repository_id", "number", name=op.f("uq_ci_builds_repository_id")),
     )
     with op.batch_alter_table("ci_builds", schema=None) as batch_op:
         batch_op.create_index(

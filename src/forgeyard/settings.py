@@ -140,6 +140,40 @@ class AnalysisSettings(BaseModel):
     )
 
 
+class CiSettings(BaseModel):
+    lease_seconds: int = Field(
+        default=60,
+        ge=3,
+        description="How long a runner holds a build unheard (it sends a heartbeat every third).",
+    )
+    lease_lost_policy: Literal["requeue", "fail"] = Field(
+        default="requeue",
+        description="What becomes of a build whose runner stopped heartbeating.",
+    )
+    max_attempts: int = Field(
+        default=3, gt=0, description="Claims of one build before a lost lease fails it."
+    )
+    max_log_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="A build's log is cut past this size."
+    )
+    max_artifact_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="The largest artifact a runner may upload."
+    )
+    stream_token_seconds: int = Field(
+        default=300, gt=0, description="How long a log-stream token may be used to connect."
+    )
+    download_link_seconds: int = Field(
+        default=300, gt=0, description="How long an artifact download link is valid (once)."
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Ed25519 key builds are signed with (base64url seed or PKCS#8 PEM). Default: "
+            "derived from the instance secret key, so every replica signs alike."
+        ),
+    )
+
+
 class DepsSettings(BaseModel):
     pypi_index_url: str | None = Field(
         default=None,
@@ -355,6 +389,10 @@ class Settings(BaseSettings):
     deps: DepsSettings = Field(
         default_factory=DepsSettings,
         description="Dependency updates: registries, vulnerabilities, update job limits.",
+    )
+    ci: CiSettings = Field(
+        default_factory=CiSettings,
+        description="CI: runner leases, log and artifact limits, pipeline signing.",
     )
 
     @field_validator("cors_origins", mode="before")

@@ -12,6 +12,7 @@ assignment (fields and roles a caller may not set).
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import typing
 import zipfile
@@ -33,6 +34,7 @@ from forgeyard.auth import policy
 from forgeyard.deps import worktrees
 from forgeyard.identity.deps import require_setup_session
 from forgeyard.kernel import git
+from forgeyard.models.ci import Artifact
 from forgeyard.models.deps import Dependency, DependencyUpdate, PullRequest
 from forgeyard.models.repo import Repository, RepoSource
 from forgeyard.repos import service as repos_service
@@ -58,11 +60,31 @@ PUBLIC_PATHS = {
     # git's smart HTTP protocol: the upload's own token (HTTP Basic) is the only sign-in
     # there; tests/repos/test_git_uploads.py refuses wrong and expired tokens with real git.
     "/git-uploads/{upload_id}/repo.git/{operation:path}",
+    # A runner registers with a registration token an admin made; tests/ci/builds refuses
+    # unknown and expired ones.
+    "/runners/register",
+    # An EventSource and a download link carry a short-lived token of their own in the URL;
+    # tests/ci/builds refuses wrong, expired and spent ones.
+    "/builds/{build_id}/logs/stream",
+    "/artifacts/download/{token}",
 }
 PUBLIC_PREFIXES = ("/setup/",)
 
 # Routes any signed-in caller uses about their own session or profile: no permission applies.
 SELF_SERVICE = {("GET", "/auth/me"), ("POST", "/auth/logout"), ("GET", "/users/me")}
+# The runner protocol: signed in with the runner's own token, about that runner only (a token
+# on another runner's path answers 403); tests/ci/builds covers both. Without credentials they
+# answer 401 like every protected route.
+RUNNER_TOKEN_ROUTES = {
+    ("PATCH", "/runners/{runner_id}"),
+    ("POST", "/runners/{runner_id}/heartbeat"),
+    ("POST", "/runners/{runner_id}/claim"),
+    ("GET", "/runners/{runner_id}/builds/{build_id}/source"),
+    ("POST", "/runners/{runner_id}/builds/{build_id}/steps/{index}"),
+    ("POST", "/runners/{runner_id}/builds/{build_id}/logs"),
+    ("PUT", "/runners/{runner_id}/builds/{build_id}/artifacts"),
+    ("POST", "/runners/{runner_id}/builds/{build_id}/finish"),
+}
 # Checked inside the services rather than by a route's dependency: changing the plan (PATCH
 # /organizations/{id} with "plan") and making or changing owners (role changes, invitations,
 # disabling). The mass-assignment tests below exercise both.
@@ -134,12 +156,25 @@ EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/projects/{project_id}/pipelines"): {"name": "probe", "content": PROBE_PIPELINE},
     ("PATCH", "/pipelines/{pipeline_id}"): {"name": "renamed by the probe"},
     ("POST", "/pipelines/validate"): {"content": PROBE_PIPELINE},
+    ("POST", "/runners/registration-tokens"): {"description": "policy probe"},
+    ("POST", "/runners/register"): {"registration_token": "not-a-token", "name": "probe"},
+    ("PATCH", "/runners/{runner_id}"): {"version": "probe"},
+    ("POST", "/runners/{runner_id}/heartbeat"): {"builds": []},
+    ("POST", "/runners/{runner_id}/claim"): {"wait_seconds": 0},
+    ("POST", "/runners/{runner_id}/builds/{build_id}/steps/{index}"): {"status": "running"},
+    ("POST", "/runners/{runner_id}/builds/{build_id}/logs"): {
+        "step": 0,
+        "first_line": 0,
+        "lines": ["probe"],
+    },
+    ("POST", "/runners/{runner_id}/builds/{build_id}/finish"): {"status": "succeeded"},
 }
 # Bodies that name an Acme thing: the ids they need are made like path parameters.
 BODY_IDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/analysis/trigger"): ("repo_id",),
     ("POST", "/updates/scan"): ("repo_id",),
     ("POST", "/jobs"): ("dep_id",),
+    ("POST", "/projects/{project_id}/builds"): ("ci_repo_id",),
 }
 
 
@@ -148,6 +183,9 @@ def _body_with_ids(case: RouteCase, ids: dict[str, str]) -> dict[str, Any] | Non
         return {"repository_id": ids["repo_id"]}
     if (case.method, case.path) == ("POST", "/updates/scan"):
         return {"repo_id": ids["repo_id"]}
+    if (case.method, case.path) == ("POST", "/projects/{project_id}/builds"):
+        # Tenancy probes send only path ids: the project answers 404 before the repository.
+        return {"repository_id": ids.get("ci_repo_id", "repo_unknown"), "ref": "main"}
     if (case.method, case.path) == ("POST", "/jobs"):
         return {"repo_id": ids["repo_id"], "dependency": "fy-probe", "target_version": "2.0.0"}
     return None
@@ -228,7 +266,8 @@ def api_routes(app: FastAPI) -> list[RouteCase]:
                     method=method,
                     path=route.path.removeprefix(API),
                     permission=_permission_of(route.dependant),
-                    path_params=tuple(p.name for p in route.dependant.path_params),
+                    # From the path: a runner's id is read by its sign-in dependency.
+                    path_params=tuple(re.findall(r"\{(\w+)", route.path)),
                     body_model=_body_model(route),
                     body_required=bool(
                         route.body_field and route.body_field.field_info.is_required()
@@ -253,7 +292,11 @@ def _inventory() -> list[RouteCase]:
 ROUTES = _inventory()
 PERMISSION_ROUTES = [case for case in ROUTES if case.permission]
 PROTECTED_ROUTES = [case for case in ROUTES if not case.public]
-ID_ROUTES = [case for case in ROUTES if case.path_params and not case.public]
+ID_ROUTES = [
+    case
+    for case in ROUTES
+    if case.path_params and not case.public and (case.method, case.path) not in RUNNER_TOKEN_ROUTES
+]
 STRICT_BODY_ROUTES = [
     case
     for case in ROUTES
@@ -261,6 +304,8 @@ STRICT_BODY_ROUTES = [
     and case.body_model.model_config.get("extra") == "forbid"
     # The setup-session check answers 401 before the body is read; the setup tests cover it.
     and not case.needs_setup_session
+    # So does the runner's sign-in; tests/ci/builds sends unknown fields with a runner token.
+    and (case.method, case.path) not in RUNNER_TOKEN_ROUTES
 ]
 
 
@@ -515,6 +560,92 @@ async def _make_registry_id(
     return await _post_id(client, tenants, "/registries", body)
 
 
+async def _make_ci_repo_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """A repository of the path's project whose mirror holds a commit with a pipeline."""
+    if "project_id" not in ids:
+        ids["project_id"] = await _make_project_id(client, tenants, caller, ids)
+    project_id = ids["project_id"]
+    body = {"clone_url": "https://93.184.215.14/acme/built.git", "project_id": project_id}
+    repo_id = await _post_id(client, tenants, "/repos", body)
+    app = client._transport.app  # type: ignore[attr-defined]
+    mirror = repos_service.mirror_path_of(
+        app.state.settings, tenants.owner.organization_id, repo_id
+    )
+    with tempfile.TemporaryDirectory() as tree:
+        _write(Path(tree, ".forgeyard.yml"), PROBE_PIPELINE)
+        await git.commit_directory(mirror, Path(tree), branch="main", message="first")
+    return repo_id
+
+
+async def _make_build_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """A queued build (one a caller may cancel)."""
+    if "ci_repo_id" not in ids:
+        ids["ci_repo_id"] = await _make_ci_repo_id(client, tenants, caller, ids)
+    body = {"repository_id": ids["ci_repo_id"], "ref": "main"}
+    return await _post_id(client, tenants, f"/projects/{ids['project_id']}/builds", body)
+
+
+async def _make_ended_build_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """A cancelled build (one a caller may retry)."""
+    build_id = await _make_build_id(client, tenants, caller, ids)
+    cancelled = await client.post(f"{API}/builds/{build_id}/cancel", headers=tenants.owner.headers)
+    assert cancelled.status_code == 202, cancelled.text
+    return build_id
+
+
+async def _make_artifact_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    if "build_id" not in ids:
+        ids["build_id"] = await _make_build_id(client, tenants, caller, ids)
+    build_id = ids["build_id"]
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with app.state.database.transaction() as session:
+        artifact = Artifact(
+            organization_id=tenants.owner.organization_id,
+            build_id=build_id,
+            path="out/probe.txt",
+            storage_key=f"{tenants.owner.organization_id}/{build_id}/out/probe.txt",
+            size=0,
+            sha256="0" * 64,
+        )
+        session.add(artifact)
+        await session.flush()
+        return artifact.id
+
+
+async def _make_token_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    return await _post_id(client, tenants, "/runners/registration-tokens", {})
+
+
+async def _make_runner_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    made = await client.post(
+        f"{API}/runners/registration-tokens", json={}, headers=tenants.owner.headers
+    )
+    registered = await client.post(
+        f"{API}/runners/register",
+        json={"registration_token": made.json()["token"], "name": "probe"},
+    )
+    assert registered.status_code == 201, registered.text
+    return str(registered.json()["id"])
+
+
+async def _make_step_index(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    return "0"
+
+
 ID_MAKERS: dict[str, IdMaker] = {
     "key_id": _make_key_id,
     "webhook_id": _make_webhook_id,
@@ -531,11 +662,18 @@ ID_MAKERS: dict[str, IdMaker] = {
     "pr_id": _make_pr_id,
     "registry_id": _make_registry_id,
     "pipeline_id": _make_pipeline_id,
+    "ci_repo_id": _make_ci_repo_id,
+    "build_id": _make_build_id,
+    "artifact_id": _make_artifact_id,
+    "token_id": _make_token_id,
+    "runner_id": _make_runner_id,
+    "index": _make_step_index,
 }
 # Routes that need a particular kind of thing behind an id.
 ROUTE_ID_MAKERS: dict[tuple[str, str], dict[str, IdMaker]] = {
     ("GET", "/jobs/{job_id}/progress"): {"job_id": _make_ended_job_id},
     ("GET", "/analysis/{analysis_id}/progress"): {"analysis_id": _make_ended_analysis_id},
+    ("POST", "/builds/{build_id}/retry"): {"build_id": _make_ended_build_id},
 }
 
 
@@ -579,7 +717,9 @@ def test_every_api_route_is_public_self_service_or_permission_checked() -> None:
     unclassified = [
         str(case)
         for case in ROUTES
-        if not case.public and not case.permission and (case.method, case.path) not in SELF_SERVICE
+        if not case.public
+        and not case.permission
+        and (case.method, case.path) not in SELF_SERVICE | RUNNER_TOKEN_ROUTES
     ]
     assert unclassified == [], "routes without require(...): add one, or list them above"
 

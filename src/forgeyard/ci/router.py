@@ -2,7 +2,9 @@
 
 from fastapi import APIRouter
 
-from forgeyard.ci import routes_pipelines
+from forgeyard.ci import routes_builds, routes_pipelines, routes_runners
 
 router = APIRouter()
 router.include_router(routes_pipelines.router)
+router.include_router(routes_builds.router)
+router.include_router(routes_runners.router)

@@ -56,6 +56,17 @@ class BuildStatus(StrEnum):
     TIMED_OUT = "timed_out"
 
 
+FINAL_BUILD_STATUSES = frozenset(
+    {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED, BuildStatus.TIMED_OUT}
+)
+# running -> queued: the runner lost its lease and the build waits for another.
+BUILD_TRANSITIONS: dict[BuildStatus, frozenset[BuildStatus]] = {
+    BuildStatus.QUEUED: frozenset({BuildStatus.RUNNING, BuildStatus.CANCELLED}),
+    BuildStatus.RUNNING: FINAL_BUILD_STATUSES | {BuildStatus.QUEUED},
+    **{status: frozenset() for status in FINAL_BUILD_STATUSES},
+}
+
+
 class Build(TimestampMixin, Base):
     """One run of a pipeline against one commit.
 
@@ -67,14 +78,14 @@ class Build(TimestampMixin, Base):
     __tablename__ = "ci_builds"
     id: Mapped[str] = prefixed_id("bld")
     organization_id: Mapped[str] = organization()
-    project_id: Mapped[str] = mapped_column(
-        PrefixedId("prj"), ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    project_id: Mapped[str | None] = mapped_column(
+        PrefixedId("prj"), ForeignKey("projects.id", ondelete="SET NULL"), index=True
     )
     repository_id: Mapped[str] = repository(index=True)
     pipeline_id: Mapped[str | None] = mapped_column(
         PrefixedId("pip"), ForeignKey("ci_pipelines.id", ondelete="SET NULL")
     )
-    number: Mapped[int] = mapped_column(Integer)  # per project, from 1
+    number: Mapped[int] = mapped_column(Integer)  # per repository, from 1
     ref: Mapped[str] = mapped_column(String(255))
     commit_sha: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(16))
@@ -97,7 +108,7 @@ class Build(TimestampMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        UniqueConstraint("project_id", "number"),
+        UniqueConstraint("repository_id", "number"),
         Index("ix_ci_builds_status_queued_at", "status", "queued_at"),
     )
 

@@ -43,6 +43,7 @@ from forgeyard.ci.pipelines.model import (
     branch_matches,
     resolve,
 )
+from forgeyard.ci.pipelines.schema import DEFAULT_FILE, DEFAULT_TIMEOUT, PIPELINE_SCHEMA
 from forgeyard.protocol.resolved import (
     EventKind,
     ResolvedPipeline,
@@ -50,7 +51,6 @@ from forgeyard.protocol.resolved import (
     Status,
     TriggerEvent,
 )
-from forgeyard.ci.pipelines.schema import DEFAULT_FILE, DEFAULT_TIMEOUT, PIPELINE_SCHEMA
 
 __all__ = [
     "DEFAULT_FILE",

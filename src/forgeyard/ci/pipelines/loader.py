@@ -25,9 +25,9 @@ from forgeyard.ci.pipelines.issues import (
     schema_issues,
 )
 from forgeyard.ci.pipelines.model import BranchFilter, Pipeline, Step, Triggers, When
-from forgeyard.protocol.resolved import EventKind, Status
 from forgeyard.ci.pipelines.schema import DEFAULT_FILE, DEFAULT_TIMEOUT, PIPELINE_SCHEMA
 from forgeyard.ci.pipelines.yamlsource import Document, Path, compose
+from forgeyard.protocol.resolved import EventKind, Status
 
 MAX_BYTES: Final = 1024 * 1024  # a pipeline file larger than this is refused unread
 

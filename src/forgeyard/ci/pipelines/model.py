@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from forgeyard.ci.pipelines.schema import DEFAULT_FILE
 from forgeyard.protocol.resolved import (
     EventKind,
     ResolvedPipeline,
@@ -25,7 +26,6 @@ from forgeyard.protocol.resolved import (
     Status,
     TriggerEvent,
 )
-from forgeyard.ci.pipelines.schema import DEFAULT_FILE
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ TASK_MODULES = (
     "forgeyard.repos.tasks",
     "forgeyard.analysis.tasks",
     "forgeyard.deps.tasks",
+    "forgeyard.ci.tasks",
 )
 
 

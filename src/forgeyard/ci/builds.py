@@ -7,7 +7,6 @@ only along ``BUILD_TRANSITIONS`` (:func:`move`). Runners' side of a build is in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -15,15 +14,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.principals import Principal
-from forgeyard.ci import specs
+from forgeyard.ci import build_pipelines, specs
 from forgeyard.ci.inbound import ForgeEvent
-from forgeyard.ci.pipelines import DEFAULT_FILE, Pipeline, TriggerEvent, load_pipeline, resolve
+from forgeyard.ci.pipelines import PipelineInvalid, TriggerEvent, resolve
+from forgeyard.deps import service as deps
 from forgeyard.jobs import emit
 from forgeyard.jobs.notify import notify_on_commit
-from forgeyard.kernel import git
 from forgeyard.kernel.db import get_owned, utcnow
-from forgeyard.kernel.errors import ConflictError, InvalidInputError, NotFoundError
-from forgeyard.kernel.keys import instance_secret_box
+from forgeyard.kernel.errors import ConflictError, InvalidInputError
+from forgeyard.kernel.logging import get_logger
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.ci import (
     BUILD_TRANSITIONS,
@@ -31,7 +30,6 @@ from forgeyard.models.ci import (
     Build,
     BuildStatus,
     BuildStep,
-    PipelineDefinition,
 )
 from forgeyard.models.repo import Repository
 from forgeyard.protocol.resolved import ResolvedPipeline
@@ -40,17 +38,12 @@ from forgeyard.settings import Settings
 
 NEW_BUILDS = "ci:builds"  # the wake-up topic of runners waiting for work
 NUMBER_RETRIES = 5
+log = get_logger(__name__)
 
 
 def build_topic(build_id: str) -> str:
     """The wake-up topic of one build: new log lines, a status change, a cancellation."""
     return f"build:{build_id}"
-
-
-@dataclass(frozen=True)
-class _Chosen:
-    definition: PipelineDefinition | None  # None: the repository's default file, unregistered
-    pipeline: Pipeline
 
 
 async def get_build(*, session: AsyncSession, who: Principal, build_id: str) -> Build:
@@ -92,9 +85,11 @@ async def create_build(
     """A manual build of ``ref``; 400 naming the field when the repository, the ref or the
     pipeline cannot be used."""
     project = await repos.get_project(session=session, who=who, project_id=project_id)
-    repository = await _repository_in_project(session, who, repository_id, project.id)
-    commit = await _resolve_ref(settings, repository, ref)
-    chosen = await _choose_for_manual(
+    repository = await build_pipelines.repository_in_project(
+        session, who, repository_id, project.id
+    )
+    commit = await build_pipelines.resolve_ref(settings, repository, ref)
+    chosen = await build_pipelines.choose_for_manual(
         session, settings, repository, project.id, commit, pipeline_id
     )
     branch = ref.removeprefix("refs/heads/")
@@ -120,33 +115,90 @@ async def start_for_event(
     event: ForgeEvent,
     settings: Settings,
 ) -> list[Build]:
-    """One build per pipeline of the repository that ``event`` triggers. The mirror is
-    fetched first when it does not have the event's commit yet."""
+    """One build per pipeline of the repository that a forge's push or pull request event
+    triggers. The mirror is fetched first when it does not have the event's commit yet. A
+    pull request Forgeyard opened is linked, so its build's result reaches its confidence."""
     repository = await repos.get_repo_in(
         session=session, organization_id=organization_id, repo_id=repository_id
     )
     if event.deleted or event.commit is None:
         return []
-    commit = await _commit_of_event(settings, repository, event.commit)
-    trigger = TriggerEvent(kind=event.kind, branch=event.branch, target_branch=event.target_branch)
-    builds = []
-    for chosen in await _candidates(session, settings, repository, commit):
+    ours = None
+    if event.pull_request is not None:
+        ours = await deps.find_pull_request(
+            session=session, repository_id=repository.id, number=event.pull_request
+        )
+    return await _start_triggered(
+        session,
+        settings,
+        repository=repository,
+        commit=await build_pipelines.commit_of_event(settings, repository, event.commit),
+        trigger=TriggerEvent(
+            kind=event.kind, branch=event.branch, target_branch=event.target_branch
+        ),
+        ref=event.ref or f"refs/heads/{event.branch}",
+        pull_request_id=ours,
+    )
+
+
+async def start_for_pull_request(
+    *, session: AsyncSession, settings: Settings, organization_id: str, pull: dict[str, Any]
+) -> list[Build]:
+    """Builds of a pull request Forgeyard opened (a ``pr.created`` event's data), on the
+    commit it pushed: the pipelines its target branch's pull requests trigger."""
+    repository = await repos.get_repo_in(
+        session=session, organization_id=organization_id, repo_id=pull["repository_id"]
+    )
+    if not pull.get("head_commit"):
+        return []
+    return await _start_triggered(
+        session,
+        settings,
+        repository=repository,
+        commit=await build_pipelines.commit_of_event(settings, repository, pull["head_commit"]),
+        trigger=TriggerEvent(
+            kind="pull_request", branch=pull["head_branch"], target_branch=pull["base_branch"]
+        ),
+        ref=f"refs/heads/{pull['head_branch']}",
+        pull_request_id=pull["pull_request_id"],
+    )
+
+
+async def _start_triggered(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    repository: Repository,
+    commit: str,
+    trigger: TriggerEvent,
+    ref: str,
+    pull_request_id: str | None,
+) -> list[Build]:
+    try:
+        found = await build_pipelines.candidates(session, settings, repository, commit)
+    except PipelineInvalid as invalid:  # nothing to build; a manual build shows the issues
+        log.warning(
+            "pipeline_invalid", repository_id=repository.id, commit=commit, error=str(invalid)
+        )
+        return []
+    started = []
+    for chosen in found:
         if chosen.pipeline.triggered_by(trigger):
-            builds.append(
+            started.append(
                 await _new_build(
                     session,
                     settings,
                     repository=repository,
                     project_id=repository.project_id,
                     chosen=chosen,
-                    ref=event.ref or f"refs/heads/{event.branch}",
+                    ref=ref,
                     commit=commit,
                     resolved=resolve(chosen.pipeline, trigger),
                     created_by_id=None,
-                    pull_request=event.pull_request,
+                    pull_request_id=pull_request_id,
                 )
             )
-    return builds
+    return started
 
 
 async def retry_build(
@@ -243,6 +295,7 @@ async def finished(session: AsyncSession, build: Build) -> None:
         "build.finished",
         {
             "build_id": build.id,
+            "number": build.number,
             "repository_id": build.repository_id,
             "project_id": build.project_id,
             "status": build.status,
@@ -270,12 +323,12 @@ async def _new_build(
     *,
     repository: Repository,
     project_id: str | None,
-    chosen: _Chosen,
+    chosen: build_pipelines.Chosen,
     ref: str,
     commit: str,
     resolved: ResolvedPipeline,
     created_by_id: str | None,
-    pull_request: int | None = None,
+    pull_request_id: str | None = None,
 ) -> Build:
     build = await _insert(
         session,
@@ -288,7 +341,7 @@ async def _new_build(
             "commit_sha": commit,
             "event": resolved.event.kind,
             "created_by_id": created_by_id,
-            "pull_request_id": None if pull_request is None else str(pull_request),
+            "pull_request_id": pull_request_id,
         },
         pipeline=resolved,
         reused={},
@@ -368,125 +421,3 @@ async def _insert_numbered(
         )
     await session.flush()
     return build
-
-
-async def _repository_in_project(
-    session: AsyncSession, who: Principal, repository_id: str, project_id: str
-) -> Repository:
-    try:
-        repository = await repos.get_repo(session=session, who=who, repo_id=repository_id)
-    except NotFoundError as exc:
-        raise InvalidInputError(
-            f"repository {repository_id} not found", details={"field": "repository_id"}
-        ) from exc
-    if repository.project_id != project_id:
-        raise InvalidInputError(
-            f"repository {repository_id} is not in project {project_id}",
-            details={"field": "repository_id"},
-        )
-    return repository
-
-
-async def _resolve_ref(settings: Settings, repository: Repository, ref: str) -> str:
-    try:
-        git.check_ref_name(ref)
-        return await git.resolve(repos.mirror_path(settings, repository), ref)
-    except (ValueError, git.GitError) as exc:
-        raise InvalidInputError(
-            f"ref {ref!r} is not in repository {repository.name} (fetched "
-            f"{repository.last_fetched_at or 'never'})",
-            details={"field": "ref"},
-        ) from exc
-
-
-async def _commit_of_event(settings: Settings, repository: Repository, commit: str) -> str:
-    mirror = repos.mirror_path(settings, repository)
-    try:
-        return await git.resolve(mirror, commit)
-    except git.GitError:
-        await repos.fetch_mirror(
-            repository=repository, settings=settings, box=instance_secret_box(settings)
-        )
-    try:
-        return await git.resolve(mirror, commit)
-    except git.GitError as exc:
-        raise InvalidInputError(
-            f"commit {commit} is not in repository {repository.name}, even after a fetch",
-            details={"field": "commit"},
-        ) from exc
-
-
-async def _choose_for_manual(
-    session: AsyncSession,
-    settings: Settings,
-    repository: Repository,
-    project_id: str,
-    commit: str,
-    pipeline_id: str | None,
-) -> _Chosen:
-    candidates = await _candidates(session, settings, repository, commit)
-    if pipeline_id is not None:
-        for chosen in candidates:
-            if chosen.definition is not None and chosen.definition.id == pipeline_id:
-                return chosen
-        raise InvalidInputError(
-            f"pipeline {pipeline_id} is not one of project {project_id}'s pipelines for "
-            f"{repository.name}, or its file is missing at {commit[:12]}",
-            details={"field": "pipeline_id"},
-        )
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise InvalidInputError(
-            f"no pipeline: the project has none for {repository.name} and the commit has no "
-            f"{DEFAULT_FILE}",
-            details={"field": "pipeline_id"},
-        )
-    raise InvalidInputError(
-        f"the project has {len(candidates)} pipelines for {repository.name}: name one",
-        details={"field": "pipeline_id"},
-    )
-
-
-async def _candidates(
-    session: AsyncSession, settings: Settings, repository: Repository, commit: str
-) -> list[_Chosen]:
-    """The pipelines that may build ``repository``: its project's stored ones and those read
-    from its files; with none registered, its default file when the commit has one."""
-    definitions = list(
-        await session.scalars(
-            select(PipelineDefinition)
-            .where(
-                PipelineDefinition.organization_id == repository.organization_id,
-                PipelineDefinition.project_id == repository.project_id,
-                (PipelineDefinition.repository_id.is_(None))
-                | (PipelineDefinition.repository_id == repository.id),
-            )
-            .order_by(PipelineDefinition.name)
-        )
-    )
-    if not definitions:
-        text = await _file_at(settings, repository, commit, DEFAULT_FILE)
-        return [] if text is None else [_Chosen(None, load_pipeline(text))]
-    chosen = []
-    for definition in definitions:
-        if definition.content is not None:
-            chosen.append(_Chosen(definition, load_pipeline(definition.content, source="stored")))
-            continue
-        path = definition.path or DEFAULT_FILE
-        text = await _file_at(settings, repository, commit, path)
-        if text is not None:
-            chosen.append(_Chosen(definition, load_pipeline(text, source=path)))
-    return chosen
-
-
-async def _file_at(
-    settings: Settings, repository: Repository, commit: str, path: str
-) -> str | None:
-    try:
-        raw = await git.run_git(
-            "cat-file", "blob", f"{commit}:{path}", cwd=repos.mirror_path(settings, repository)
-        )
-    except git.GitError:
-        return None
-    return raw.decode("utf-8", errors="replace")

@@ -27,12 +27,35 @@ async def assess(
     new_findings: int,
 ) -> dict[str, Any]:
     """The job's confidence (``deps/confidence.py``) from what it and the scans saw."""
+    verdict = "not_run" if tests is None or tests.skipped else "passed"
+    return await _assess(session, record, verdict, tests.summary if tests else None, new_findings)
+
+
+async def reassess_after_build(
+    session: AsyncSession, record: UpdateJob, *, build_status: str, build_label: str
+) -> dict[str, Any]:
+    """The confidence once the pull request's CI build has ended: a build that did not
+    succeed fails the tests factor; one that did counts as the tests passing (the update
+    job's own tests passed or did not run: a job whose tests fail opens no pull request)."""
+    verdict = "passed" if build_status == "succeeded" else "failed"
+    earlier = (record.test_summary or {}).get("summary")
+    summary = "; ".join(part for part in (earlier, f"{build_label} {build_status}") if part)
+    return await _assess(session, record, verdict, summary, record.new_findings)
+
+
+async def _assess(
+    session: AsyncSession,
+    record: UpdateJob,
+    tests: str,
+    test_summary: str | None,
+    new_findings: int | None,
+) -> dict[str, Any]:
     detected = await _detected(session, record)
     ages = [_age(detected.get(change["dependency_id"])) for change in record.changes]
     succeeded, failed = await _peers(session, record)
     evidence = confidence.Evidence(
-        tests="not_run" if tests is None or tests.skipped else "passed",
-        test_summary=tests.summary if tests else None,
+        tests=tests,
+        test_summary=test_summary,
         semver_change=max((_change(c) for c in record.changes), key=CHANGE_RISK.index),
         # The youngest release decides; one unknown date leaves the whole age unknown.
         age_days=None if None in ages else min(a for a in ages if a is not None),

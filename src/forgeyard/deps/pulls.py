@@ -63,6 +63,9 @@ def event_of(pull: PullRequest) -> dict[str, Any]:
         "url": pull.url,
         "confidence": pull.confidence,
         "status": pull.status,
+        "base_branch": pull.base_branch,
+        "head_branch": pull.head_branch,
+        "head_commit": pull.head_commit,
     }
 
 

@@ -22,6 +22,7 @@ from forgeyard.deps.private_registries import (
     delete_registry,
     list_registries,
 )
+from forgeyard.deps.pull_builds import find_pull_request, record_build_result
 from forgeyard.deps.pulls import (
     ACT_KIND,
     get_pull_request,
@@ -52,9 +53,11 @@ __all__ = [
     "configs_for",
     "delete_registry",
     "enqueue_allowed",
+    "find_pull_request",
     "get_pull_request",
     "list_pull_requests",
     "list_registries",
+    "record_build_result",
     "request_close",
     "request_merge",
     "start_update_job",

@@ -35,3 +35,12 @@ async def scan_after_analysis(ctx: JobContext, message: dict[str, Any]) -> None:
         repository = await session.get(Repository, message["data"]["repository_id"])
         if repository is not None:
             await service.enqueue_scan(session=session, repository=repository)
+
+
+@subscriber("deps.pull_request_build", events=["build.finished"])
+async def note_pull_request_build(ctx: JobContext, message: dict[str, Any]) -> None:
+    """A build of one of our pull requests ended: its result feeds the confidence."""
+    async with ctx.transaction() as session:
+        await service.record_build_result(
+            session=session, organization_id=message["organization_id"], build=message["data"]
+        )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from forgeyard.analysis import tasks as analysis_tasks
+from forgeyard.ci import tasks as ci_tasks
 from forgeyard.deps import tasks as deps_tasks
 from forgeyard.repos import tasks as repo_tasks
 from forgeyard.settings import Settings
@@ -26,7 +27,7 @@ def settings(tmp_path: Path, committed_url: str, monkeypatch: pytest.MonkeyPatch
         ci={"lease_seconds": LEASE_SECONDS, "max_attempts": 2},  # type: ignore[arg-type]
         _env_file=None,
     )
-    for tasks in (analysis_tasks, repo_tasks, deps_tasks):
+    for tasks in (analysis_tasks, repo_tasks, deps_tasks, ci_tasks):
         monkeypatch.setattr(tasks, "get_settings", lambda: chosen)
     return chosen
 

@@ -16,6 +16,7 @@ API = "/api/v1"
 PIPELINE = """\
 triggers:
   push: {branches: ["main"]}
+  pull_request: {branches: ["main"]}
   manual: true
 steps:
   - name: hello

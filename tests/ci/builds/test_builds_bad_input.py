@@ -200,3 +200,42 @@ async def test_another_organization_sees_no_build_and_its_runners_claim_none(
     assert await claim(client, globex_runner) is None
     listed = await client.get(f"{API}/builds", headers=tenants.other_owner.headers)
     assert listed.json()["total"] == 0
+
+
+async def test_bad_runner_list_queries_and_unknown_ids_are_refused(
+    client: httpx.AsyncClient, database: Database, tenants: Tenants, ci_repo: GitRepo
+) -> None:
+    project = await project_with_repo(client, database, tenants.owner, ci_repo)
+    build = await start_build(client, tenants.member, project)
+
+    bogus_status = await client.get(f"{API}/runners?status=bogus", headers=tenants.viewer.headers)
+    no_runner = await client.delete(
+        f"{API}/runners/rnr_01M8GD01BC4CP4XB2JZ2NCCHNQ", headers=tenants.admin.headers
+    )
+    no_token = await client.delete(
+        f"{API}/runners/registration-tokens/not-an-id", headers=tenants.admin.headers
+    )
+    no_artifact = await client.post(
+        f"{API}/artifacts/art_01M8GD01BC4CP4XB2JZ2NCCHNQ/download-link",
+        headers=tenants.viewer.headers,
+    )
+    no_link = await client.get(f"{API}/artifacts/download/not-a-token")
+    bad_retry = await client.post(
+        f"{API}/builds/{build['id']}/retry",
+        json={"failed_only": "maybe"},
+        headers=tenants.member.headers,
+    )
+    no_build = await client.post(
+        f"{API}/builds/bld_01M8GD01BC4CP4XB2JZ2NCCHNQ/stream-token", headers=tenants.viewer.headers
+    )
+
+    assert bogus_status.status_code == 400
+    assert "status" in bogus_status.text
+    assert no_runner.status_code == 404
+    assert no_token.status_code == 404
+    assert no_artifact.status_code == 404
+    assert no_link.status_code == 401
+    assert no_link.json()["code"] == "invalid_download_token"
+    assert bad_retry.status_code == 400
+    assert "failed_only" in bad_retry.text
+    assert no_build.status_code == 404

@@ -35,7 +35,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
-	$(BIN)/forgeyard serve
+	$(BIN)/forgeyard serve --runner
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
-from bench import analysis, deps_detection, http_auth_me, http_healthz, queue
+from bench import analysis, ci, deps_detection, http_auth_me, http_healthz, queue
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, Options, Row
 from bench.report import format_table, write_json
@@ -28,9 +28,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     queue.NAME: queue.run,
     analysis.NAME: analysis.run,
     deps_detection.NAME: deps_detection.run,
+    ci.NAME: ci.run,
 }
 # Benchmarks that drive no HTTP server, so need no wrk.
-WITHOUT_WRK = {queue.NAME, analysis.NAME, deps_detection.NAME}
+WITHOUT_WRK = {queue.NAME, analysis.NAME, deps_detection.NAME, ci.NAME}
 
 
 def _positive(text: str) -> int:

@@ -245,6 +245,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ci_log_chunks")),
         sa.UniqueConstraint("build_id", "seq", name=op.f("uq_ci_log_chunks_build_id")),
+        sa.UniqueConstraint("build_id", "step", "first_line", name=op.f("uq_ci_log_chunks_batch")),
     )
 
 

@@ -301,6 +301,37 @@ class GitHubSettings(BaseModel):
         default="https://github.com", description="Where GitHub's OAuth pages live (GHES: yours)."
     )
     api_url: str = Field(default="https://api.github.com", description="GitHub's REST API.")
+    app_id: str | None = Field(
+        default=None,
+        description="The GitHub App's id (its settings page), the issuer of its JWTs; "
+        "unset: GitHub integrations are off.",
+    )
+    app_slug: str | None = Field(
+        default=None,
+        description="The GitHub App's URL name: installs start at <web_url>/apps/<slug>.",
+    )
+    private_key: SecretStr | None = Field(
+        default=None,
+        description="The GitHub App's private key (PEM), which signs its RS256 JWTs.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The GitHub App's webhook secret: POST /webhooks/github checks "
+        "X-Hub-Signature-256 with it.",
+    )
+
+
+class GitLabSettings(BaseModel):
+    redirect_uri: str | None = Field(
+        default=None,
+        description="Where GitLab sends people back after they authorize Forgeyard (register "
+        "it in the GitLab application); that page posts code and state to "
+        "/integrations/gitlab/authorize. Default: <public_url>/integrations/gitlab/callback.",
+    )
+    scopes: str = Field(
+        default="read_api read_repository",
+        description="OAuth scopes asked for: listing projects and cloning them.",
+    )
 
 
 class MailSettings(BaseModel):
@@ -369,7 +400,11 @@ class Settings(BaseSettings):
     )
     mail: MailSettings = Field(default_factory=MailSettings, description="Outgoing e-mail.")
     github: GitHubSettings = Field(
-        default_factory=GitHubSettings, description="Sign-in with GitHub (an OAuth app)."
+        default_factory=GitHubSettings,
+        description="Sign-in with GitHub (an OAuth app) and GitHub integrations (a GitHub App).",
+    )
+    gitlab: GitLabSettings = Field(
+        default_factory=GitLabSettings, description="GitLab integrations (OAuth applications)."
     )
     http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server limits.")
     db: DatabaseSettings = Field(

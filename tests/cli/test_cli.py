@@ -227,3 +227,55 @@ def test_admin_create_owner_refuses_a_bad_address(
     )
     assert result.exit_code == 2
     assert "email" in result.output
+
+
+def test_serve_with_a_runner_registers_it_and_stops_it_with_the_server(tmp_path: Path) -> None:
+    """``forgeyard serve --runner``: the embedded default builds with no other process."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FORGEYARD_")} | {
+        "FORGEYARD_DATA_DIR": str(tmp_path / "data"),
+        "FORGEYARD_LOG_FORMAT": "json",
+        "FORGEYARD_OWNER_PASSWORD": "a long enough password",
+    }
+    forgeyard = [sys.executable, "-m", "forgeyard"]
+    subprocess.run([*forgeyard, "db", "upgrade"], cwd=tmp_path, env=env, check=True)
+    owner = ["admin", "create-owner", "--email", "o@acme.example", "--name", "O"]
+    subprocess.run(
+        [*forgeyard, *owner, "--organization", "Acme"], cwd=tmp_path, env=env, check=True
+    )
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [*forgeyard, "serve", "--runner", "--listen", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+            login = httpx.post(
+                f"http://127.0.0.1:{port}/api/v1/auth/login",
+                json={"email": "o@acme.example", "password": "a long enough password"},
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            deadline = time.monotonic() + 60
+            listed: list[dict[str, object]] = []
+            while not listed and time.monotonic() < deadline:
+                time.sleep(0.5)
+                runners = httpx.get(f"http://127.0.0.1:{port}/api/v1/runners", headers=headers)
+                listed = runners.json()["data"]
+        finally:
+            server.send_signal(signal.SIGTERM)
+            exit_code = server.wait(timeout=30)
+    assert [(r["name"], r["labels"], r["status"]) for r in listed] == [
+        ("local", ["local"], "online")
+    ]
+    state = tmp_path / "data" / "runner" / "runner.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    left = subprocess.run(
+        ["pgrep", "-f", f"forgeyard runner --server http://127.0.0.1:{port}"],
+        capture_output=True,
+        check=False,
+    )
+    assert exit_code in (0, -signal.SIGTERM)
+    assert left.stdout == b"", "the runner stops with the server"

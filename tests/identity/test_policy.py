@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
 import tempfile
 import typing
 import zipfile
@@ -26,7 +27,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from forgeyard.analysis import findings
 from forgeyard.api import create_app
@@ -36,6 +37,7 @@ from forgeyard.identity.deps import require_setup_session
 from forgeyard.kernel import git
 from forgeyard.models.ci import Artifact
 from forgeyard.models.deps import Dependency, DependencyUpdate, PullRequest
+from forgeyard.models.integrations import ForgeRepository, Integration
 from forgeyard.models.repo import Repository, RepoSource
 from forgeyard.repos import service as repos_service
 from forgeyard.settings import Settings
@@ -67,6 +69,10 @@ PUBLIC_PATHS = {
     # tests/ci/builds refuses wrong, expired and spent ones.
     "/builds/{build_id}/logs/stream",
     "/artifacts/download/{token}",
+    # The forges' webhook receivers: GitHub's signature or a GitLab integration's token is the
+    # only sign-in; tests/ci/integrations refuses bad signatures and unknown tokens.
+    "/webhooks/github",
+    "/webhooks/gitlab",
 }
 PUBLIC_PREFIXES = ("/setup/",)
 
@@ -91,6 +97,13 @@ RUNNER_TOKEN_ROUTES = {
 SERVICE_PERMISSIONS = {"org:change_plan", "users:grant_owner"}
 # Permissions of capabilities still to come; none so far.
 LATER_PERMISSION_PREFIX = "later:"
+# Routes whose success needs a round trip through a forge (a state GitHub or GitLab hands
+# back): past the role check they refuse the probe's made-up state with this code.
+# tests/ci/integrations completes them against GitHub's OpenAPI description and an OAuth server.
+REFUSED_AFTER_THE_ROLE_CHECK = {
+    ("POST", "/integrations/github/complete"): "invalid_state",
+    ("POST", "/integrations/gitlab/authorize"): "invalid_state",
+}
 # A small source tree as a zip: the body of POST /sessions.
 _ZIP = io.BytesIO()
 with zipfile.ZipFile(_ZIP, "w") as _archive:
@@ -168,6 +181,25 @@ EXAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "lines": ["probe"],
     },
     ("POST", "/runners/{runner_id}/builds/{build_id}/finish"): {"status": "succeeded"},
+    ("POST", "/integrations/github/complete"): {"installation_id": 1, "state": "not-a-state"},
+    # A global address as a literal: the base URL's SSRF check needs no DNS.
+    ("POST", "/integrations/gitlab/start"): {
+        "base_url": "https://93.184.215.14",
+        "client_id": "probe",
+        "client_secret": "probe secret",
+    },
+    ("POST", "/integrations/gitlab/authorize"): {"code": "not-a-code", "state": "not-a-state"},
+    ("POST", "/integrations/{integration_id}/repositories"): {
+        "repositories": ["octo-org/probe"],
+        "enabled": True,
+    },
+    ("POST", "/github/installations/{installation_id}/repos"): {
+        "repositories": ["octo-org/probe"],
+        "enabled": True,
+    },
+    # The default local store (the data dir): check() writes and removes a probe file there.
+    ("PUT", "/settings/artifact-storage"): {"kind": "local"},
+    ("PUT", "/settings/preferences"): {"cors_origins": ["https://app.example"]},
 }
 # Bodies that name an Acme thing: the ids they need are made like path parameters.
 BODY_IDS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -646,6 +678,36 @@ async def _make_step_index(
     return "0"
 
 
+async def _make_integration_id(
+    client: httpx.AsyncClient, tenants: Tenants, caller: str, ids: dict[str, str]
+) -> str:
+    """An Acme GitHub integration, as a completed installation leaves it, seeing one forge
+    repository (clone URL a global address literal: enabling it registers it without DNS)."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    organization_id = tenants.owner.organization_id
+    async with app.state.database.transaction() as session:
+        integration = Integration(
+            organization_id=organization_id,
+            kind="github",
+            name="GitHub: octo-org",
+            external_id=str(secrets.randbelow(10**9) + 1),
+            config={"account": "octo-org", "account_type": "Organization"},
+        )
+        session.add(integration)
+        await session.flush()
+        session.add(
+            ForgeRepository(
+                organization_id=organization_id,
+                integration_id=integration.id,
+                forge_repo_id="1296269",
+                full_name="octo-org/probe",
+                clone_url="https://93.184.215.14/octo-org/probe.git",
+            )
+        )
+        await session.flush()
+        return integration.id
+
+
 ID_MAKERS: dict[str, IdMaker] = {
     "key_id": _make_key_id,
     "webhook_id": _make_webhook_id,
@@ -668,6 +730,8 @@ ID_MAKERS: dict[str, IdMaker] = {
     "token_id": _make_token_id,
     "runner_id": _make_runner_id,
     "index": _make_step_index,
+    "integration_id": _make_integration_id,
+    "installation_id": _make_integration_id,
 }
 # Routes that need a particular kind of thing behind an id.
 ROUTE_ID_MAKERS: dict[tuple[str, str], dict[str, IdMaker]] = {
@@ -702,11 +766,29 @@ def _assert_forbidden(response: httpx.Response, permission: str) -> None:
     assert response.json()["details"] == {"permission": permission}
 
 
+def _assert_allowed(case: RouteCase, response: httpx.Response) -> None:
+    refusal = REFUSED_AFTER_THE_ROLE_CHECK.get((case.method, case.path))
+    if refusal is None:
+        assert response.status_code < 400, response.text
+    else:
+        assert response.json()["code"] == refusal, response.text
+
+
 def _assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["code"] == code, body
     assert set(body) == {"error", "code", "details", "retryable", "request_id"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings with a GitHub App configured, so that starting its installation
+    is a success past the role check (the key itself is never used by that step)."""
+    github = settings.github.model_copy(
+        update={"app_id": "1", "app_slug": "forgeyard-probe", "private_key": SecretStr("unused")}
+    )
+    return settings.model_copy(update={"github": github})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,7 +832,7 @@ async def test_each_role_gets_exactly_what_the_table_grants(
     ids = await _acme_ids(client, tenants, case, caller=role)
     response = await _call(client, case, ids, tenants.by_role(role).headers)
     if policy.role_allows(role, case.permission):
-        assert response.status_code < 400, response.text
+        _assert_allowed(case, response)
     else:
         _assert_forbidden(response, case.permission)
 
@@ -769,7 +851,7 @@ async def test_each_key_scope_of_an_owner_gets_exactly_what_the_table_grants(
         scope, case.permission
     )
     if allowed:
-        assert response.status_code < 400, response.text
+        _assert_allowed(case, response)
     else:
         _assert_forbidden(response, case.permission)
 

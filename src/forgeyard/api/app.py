@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,12 +15,14 @@ from forgeyard.api.errors import install_error_handlers
 from forgeyard.api.job_handlers import load_tasks
 from forgeyard.api.middleware import (
     BodySizeLimitMiddleware,
+    CorsOrigins,
     CrashMiddleware,
-    EnvelopeCORSMiddleware,
     RequestContextMiddleware,
+    SettingsCORSMiddleware,
 )
 from forgeyard.auth.ratelimit import RateLimiter
 from forgeyard.auth.runtime import AuthRuntime
+from forgeyard.ci import instance_settings
 from forgeyard.ci.router import router as ci_router
 from forgeyard.deps import service as deps_service
 from forgeyard.deps.router import router as deps_router
@@ -43,6 +45,9 @@ CORS_HEADERS = ["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"]
 # Uploads, whose bodies have limits of their own (settings.analysis).
 GIT_PUSH_PATH = re.compile(rf"^{API_PREFIX}/git-uploads/[^/]+/repo\.git/")
 ARCHIVE_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/sessions$")
+ARTIFACT_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/runners/[^/]+/builds/[^/]+/artifacts$")
+# The forges' webhook receivers: outside CORS (seed 003), no browser calls them.
+FORGE_WEBHOOK_PATHS = re.compile(rf"^{API_PREFIX}/webhooks/(github|gitlab)$")
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -109,12 +114,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         larger_bodies=[
             (GIT_PUSH_PATH, settings.analysis.max_push_bytes),
             (ARCHIVE_UPLOAD_PATH, settings.analysis.max_archive_bytes),
+            (ARTIFACT_UPLOAD_PATH, settings.ci.max_artifact_bytes),
         ],
     )
     app.add_middleware(CrashMiddleware)
+    app.state.cors_origins = CorsOrigins(settings.cors_origins, _saved_origins_loader(app))
     app.add_middleware(
-        EnvelopeCORSMiddleware,
-        allow_origins=settings.cors_origins,
+        SettingsCORSMiddleware,
+        origins=app.state.cors_origins,
+        outside=FORGE_WEBHOOK_PATHS,
         allow_methods=CORS_METHODS,
         allow_headers=CORS_HEADERS,
         allow_credentials=True,
@@ -134,3 +142,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # not import deps (which builds on repos).
     repos_service.register_detail_section("dependencies", deps_service.dependency_summaries)
     return app
+
+
+def _saved_origins_loader(app: FastAPI) -> Callable[[], Awaitable[list[str] | None]]:
+    """Reads the origins saved in the instance's preferences (None: none saved)."""
+
+    async def load() -> list[str] | None:
+        database: Database | None = getattr(app.state, "database", None)
+        if database is None:  # not started yet: the environment's origins apply
+            return None
+        async with database.transaction() as session:
+            return await instance_settings.saved_cors_origins(session=session)
+
+    return load

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
@@ -234,3 +237,92 @@ class EnvelopeCORSMiddleware(CORSMiddleware):
             request_id=current_request_id(),
         )
         return JSONResponse(body, status_code=response.status_code, headers=headers)
+
+
+# How long a process trusts the origins it read: a change saved on one replica reaches the
+# others within this many seconds (the saving replica applies it at once).
+CORS_REFRESH_SECONDS = 5.0
+OriginsLoader = Callable[[], Awaitable[list[str] | None]]
+
+
+class CorsOrigins:
+    """The origins CORS allows: those saved in the instance's preferences, else the
+    environment's (FORGEYARD_CORS_ORIGINS). Re-read from the database at most every
+    ``ttl`` seconds, and only by a request that carries an Origin, never on each request."""
+
+    def __init__(
+        self,
+        fallback: Sequence[str],
+        load: OriginsLoader,
+        *,
+        ttl: float = CORS_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fallback = frozenset(fallback)
+        self._load = load
+        self._ttl = ttl
+        self._clock = clock
+        self._fresh_until = 0.0
+        self._loading = False
+        self.current: frozenset[str] = self._fallback
+
+    async def refresh_if_stale(self) -> None:
+        if self._loading or self._clock() < self._fresh_until:
+            return  # fresh, or another request is reading: the last value serves meanwhile
+        self._loading = True
+        try:
+            saved = await self._load()
+            self.current = frozenset(saved) if saved is not None else self._fallback
+        except Exception:  # the database is away: keep what we had, try again after the TTL
+            log.warning("cors_origins_unavailable", exc_info=True)
+        finally:
+            self._fresh_until = self._clock() + self._ttl
+            self._loading = False
+
+    def expire(self) -> None:
+        self._fresh_until = 0.0
+
+    def expire_after_commit(self, session: AsyncSession) -> None:
+        """Read again once ``session``'s change is committed (earlier would read the old)."""
+        event.listen(session.sync_session, "after_commit", self._expire_hook, once=True)
+
+    def _expire_hook(self, _session: Any) -> None:
+        self.expire()
+
+
+class SettingsCORSMiddleware(EnvelopeCORSMiddleware):
+    """CORS with origins from :class:`CorsOrigins`; paths in ``outside`` (the forges' webhook
+    receivers, which no browser calls) get no CORS handling at all."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        origins: CorsOrigins,
+        outside: re.Pattern[str] | None = None,
+        allow_methods: Sequence[str] = ("GET",),
+        allow_headers: Sequence[str] = (),
+        allow_credentials: bool = False,
+        expose_headers: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            app,
+            allow_origins=(),
+            allow_methods=allow_methods,
+            allow_headers=allow_headers,
+            allow_credentials=allow_credentials,
+            expose_headers=expose_headers,
+        )
+        self.origins = origins
+        self.outside = outside
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.outside and self.outside.match(scope["path"])):
+            await self.app(scope, receive, send)
+            return
+        if "origin" in Headers(scope=scope):
+            await self.origins.refresh_if_stale()
+        await super().__call__(scope, receive, send)
+
+    def is_allowed_origin(self, origin: str) -> bool:
+        current = self.origins.current
+        return "*" in current or origin in current

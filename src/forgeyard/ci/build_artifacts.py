@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.principals import Principal
-from forgeyard.ci import access
+from forgeyard.ci import access, instance_settings
 from forgeyard.ci.artifacts import ArtifactStore, ArtifactStream, validate_key
 from forgeyard.ci.builds import get_build
 from forgeyard.kernel.crypto import TokenHasher
@@ -25,7 +25,6 @@ from forgeyard.settings import Settings
 
 
 async def store_for(session: AsyncSession, settings: Settings) -> ArtifactStore:
-    from forgeyard.ci import instance_settings
 
     store: ArtifactStore = await instance_settings.artifact_store(
         session=session, settings=settings

@@ -166,12 +166,20 @@ async def heartbeat(
 
 @router.post("/runners/{runner_id}/claim", response_model=None)
 async def claim(
-    body: protocol.ClaimRequest, runner_id: WaitingRunner, database: DatabaseDep, runtime: Runtime
+    body: protocol.ClaimRequest,
+    request: Request,
+    runner_id: WaitingRunner,
+    database: DatabaseDep,
+    runtime: Runtime,
 ) -> protocol.ClaimedBuild | Response:
     """The oldest queued build this runner may run, leased to it; 204 after ``wait_seconds``
     with none."""
     build = await runs.claim(
-        database, runner_id=runner_id, settings=runtime.settings.ci, wait_seconds=body.wait_seconds
+        database,
+        runner_id=runner_id,
+        settings=runtime.settings.ci,
+        wait_seconds=body.wait_seconds,
+        gone=request.is_disconnected,
     )
     if build is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -32,14 +32,37 @@ async def create_registration_token(
     labels: list[str],
     valid_hours: int,
 ) -> tuple[RunnerRegistrationToken, str]:
+    return await registration_token_for(
+        session=session,
+        organization_id=who.organization_id,
+        created_by_id=who.user_id,
+        hasher=hasher,
+        description=description,
+        labels=labels,
+        valid_hours=valid_hours,
+    )
+
+
+async def registration_token_for(
+    *,
+    session: AsyncSession,
+    organization_id: str,
+    created_by_id: str | None,
+    hasher: TokenHasher,
+    description: str | None,
+    labels: list[str],
+    valid_hours: int,
+) -> tuple[RunnerRegistrationToken, str]:
+    """A registration token of ``organization_id`` (also what ``serve --runner`` makes for
+    its local runner)."""
     token = REGISTRATION_TOKEN_PREFIX + new_token()
     row = RunnerRegistrationToken(
-        organization_id=who.organization_id,
+        organization_id=organization_id,
         description=description,
         token_hash=hasher.hash(token),
         labels=sorted(set(labels)),
         expires_at=utcnow() + timedelta(hours=valid_hours),
-        created_by_id=who.user_id,
+        created_by_id=created_by_id,
     )
     session.add(row)
     await session.flush()

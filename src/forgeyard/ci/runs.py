@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -41,13 +42,22 @@ log = get_logger(__name__)
 
 
 async def claim(
-    database: Database, *, runner_id: str, settings: CiSettings, wait_seconds: float
+    database: Database,
+    *,
+    runner_id: str,
+    settings: CiSettings,
+    wait_seconds: float,
+    gone: Callable[[], Awaitable[bool]],
 ) -> Build | None:
-    """The build this runner now holds, waiting up to ``wait_seconds`` for one."""
+    """The build this runner now holds, waiting up to ``wait_seconds`` for one; None at once
+    when ``gone()`` says the runner hung up (a build claimed for nobody would wait for its
+    lease to run out)."""
     deadline = time.monotonic() + wait_seconds
     with wakeups.watch(NEW_BUILDS) as woken:
         while True:
             woken.clear()
+            if await gone():
+                return None
             async with database.transaction() as session:
                 build = await _claim_once(session, runner_id, settings)
             if build is not None:
@@ -209,6 +219,8 @@ async def append_logs(
     """Store one batch; past the build's log cap the lines are dropped and the step marked."""
     build = await held_build(session, runner, build_id)
     step = await _step(session, build, batch.step)
+    if await _already_stored(session, build.id, batch):
+        return build  # the runner sent it again because our answer was lost
     text = "\n".join(batch.lines)
     size = len(text.encode()) + 1
     used = await session.scalar(
@@ -238,6 +250,17 @@ async def append_logs(
     await session.flush()
     await notify_on_commit(session, [build_topic(build.id)])
     return build
+
+
+async def _already_stored(session: AsyncSession, build_id: str, batch: LogBatch) -> bool:
+    found = await session.scalar(
+        select(BuildLogChunk.id).where(
+            BuildLogChunk.build_id == build_id,
+            BuildLogChunk.step == batch.step,
+            BuildLogChunk.first_line == batch.first_line,
+        )
+    )
+    return found is not None
 
 
 async def finish(

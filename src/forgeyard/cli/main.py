@@ -10,7 +10,8 @@ import uvicorn
 
 from forgeyard import __version__
 from forgeyard.api import create_app
-from forgeyard.cli import admin, db
+from forgeyard.cli import admin, db, local_runner
+from forgeyard.cli.runner import runner
 from forgeyard.cli.worker import worker
 from forgeyard.kernel import migrations
 from forgeyard.kernel.logging import configure_logging, get_logger
@@ -20,6 +21,7 @@ app = typer.Typer(no_args_is_help=True, help="Forgeyard: keep your repositories 
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.command()(worker)
+app.command()(runner)
 log = get_logger("forgeyard.cli")
 
 
@@ -50,6 +52,13 @@ def serve(
             "(default from FORGEYARD_JOBS__WORKERS, 2).",
         ),
     ] = None,
+    with_runner: Annotated[
+        bool,
+        typer.Option(
+            "--runner/--no-runner",
+            help="Also start one local CI runner (a child process) for the first organization.",
+        ),
+    ] = False,
 ) -> None:
     """Run the API server, with job workers beside it unless told otherwise."""
     overrides: dict[str, object] = {}
@@ -67,7 +76,11 @@ def serve(
     host, port = settings.listen_address
     _announce_setup(settings)
     log.info("serving", url=f"http://{settings.listen}", version=__version__)
-    uvicorn.run(
+    child = None
+    if with_runner:
+        token = asyncio.run(local_runner.registration_token(settings))
+        child = local_runner.start(settings, f"http://{settings.listen}", token)
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
@@ -75,6 +88,10 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+    try:
+        local_runner.ServerWithRunner(config, child).run()
+    finally:
+        local_runner.stop(child)
 
 
 def _announce_setup(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from forgeyard.models import (  # noqa: F401  (registers the tables)
     ci,
     deps,
     identity,
+    integrations,
     job,
     repo,
     webhook,

@@ -151,7 +151,11 @@ class BuildLogChunk(Base):
     line_count: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("build_id", "seq"),)
+    # A batch sent again (its answer was lost) is the same step's same first line.
+    __table_args__ = (
+        UniqueConstraint("build_id", "seq"),
+        UniqueConstraint("build_id", "step", "first_line", name="uq_ci_log_chunks_batch"),
+    )
 
 
 class Artifact(Base):

@@ -19,6 +19,11 @@ LEASE_SECONDS = 3
 
 @pytest.fixture
 def settings(tmp_path: Path, committed_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return build_settings(tmp_path, committed_url, monkeypatch)
+
+
+def build_settings(tmp_path: Path, committed_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Local clones allowed, a short lease, and the job handlers reading these settings."""
     chosen = Settings(
         data_dir=tmp_path / "data",
         database_url=committed_url,

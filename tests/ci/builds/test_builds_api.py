@@ -280,3 +280,24 @@ def _events(text: str) -> list[dict[str, object]]:
                 }
             )
     return events
+
+
+async def test_a_log_batch_sent_again_is_stored_once(
+    client: httpx.AsyncClient, database: Database, tenants: Tenants, ci_repo: GitRepo
+) -> None:
+    """A runner whose answer got lost sends the batch again; the log must not repeat."""
+    project = await project_with_repo(client, database, tenants.owner, ci_repo)
+    runner = await register_runner(client, tenants.admin)
+    build = await start_build(client, tenants.member, project)
+    await claim(client, runner)
+    batch = {"step": 0, "first_line": 0, "lines": ["once", "only"]}
+
+    for _ in range(2):
+        sent = await report(client, runner, build["id"], "/logs", batch)
+        assert sent.status_code == 200, sent.text
+
+    page = await client.get(
+        f"{API}/builds/{build['id']}/logs?step=0", headers=tenants.viewer.headers
+    )
+    assert [line["text"] for line in page.json()["lines"]] == ["once", "only"]
+    assert page.json()["total_lines"] == 2

@@ -285,7 +285,9 @@ async def _next_claim(
 ) -> tuple[float, str]:
     """The poller's next claim; its own error if it failed, or what became of the build."""
     getting = asyncio.create_task(claims.get())
-    done, _ = await asyncio.wait({getting, poller}, timeout=10 * POLL_INTERVAL_S)
+    done, _ = await asyncio.wait(
+        {getting, poller}, timeout=10 * POLL_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
+    )
     if getting in done:
         return getting.result()
     getting.cancel()

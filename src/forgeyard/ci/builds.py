@@ -146,11 +146,11 @@ async def start_for_pull_request(
 ) -> list[Build]:
     """Builds of a pull request Forgeyard opened (a ``pr.created`` event's data), on the
     commit it pushed: the pipelines its target branch's pull requests trigger."""
+    if not pull.get("head_commit") or not pull.get("repository_id"):
+        return []  # nothing pushed to build
     repository = await repos.get_repo_in(
         session=session, organization_id=organization_id, repo_id=pull["repository_id"]
     )
-    if not pull.get("head_commit"):
-        return []
     return await _start_triggered(
         session,
         settings,

@@ -21,15 +21,13 @@ are interleaved across the databases; each figure is the median of the rounds.
   (its receive time minus the printed time; same machine, same clock). The flat-out step's
   latency is mostly its backlog (the last line waits for all before it); the paced step's is
   the pipeline's. The runner is ``forgeyard runner``, a process of its own, stopped once the
-  build has ended; without the agent (an older checkout), :mod:`bench.ci_runner` simulates it
-  and the rows say so. Baseline, same run: the flat-out step's program read through a local
+  build has ended. Baseline, same run: the flat-out step's program read through a local
   pipe by this process, the ceiling.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import math
 import os
@@ -67,7 +65,6 @@ DISPATCH_GOAL_MS = (20.0, 100.0)  # p50, p99 on PostgreSQL
 LOG_GOAL_LINES_S = 50_000
 LOG_GOAL_P99_MS = 1000.0
 URL_VARIABLES = ("FORGEYARD_BENCH_DATABASE_URL", "FORGEYARD_TEST_DATABASE_URL")
-SIMULATED = "simulated runner"
 AGENT = "forgeyard runner"
 AGENT_NAME = "bench-agent"
 
@@ -376,37 +373,14 @@ async def _follow(url: str, connected: asyncio.Event) -> tuple[dict[int, _Seen],
     raise BenchError("the log stream ended without an end event")
 
 
-@dataclass(frozen=True)
-class _RunnerProcess:
-    """How the log builds' runner is started, and what the rows call it."""
-
-    argv: list[str]
-    env: dict[str, str]
-    label: str
-    stops_itself: bool  # the simulated runner exits after one build; the agent runs on
-
-
-def _has_agent() -> bool:
-    try:
-        return importlib.util.find_spec("forgeyard.cli.runner") is not None
-    except ImportError:
-        return False
-
-
-def _runner_process(inst: Instance, work_dir: Path) -> _RunnerProcess:
-    """``forgeyard runner`` when Forgeyard has it, else the simulated runner (same options)."""
+def _runner_argv(inst: Instance, work_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """``forgeyard runner`` for the log builds, and its environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FORGEYARD_")}
+    # The token goes in the environment, as the agent's help advises (out of `ps`).
+    env["FORGEYARD_RUNNER_REGISTRATION_TOKEN"] = inst.registration_token
+    env["FORGEYARD_RUNNER_NAME"] = AGENT_NAME
     server = ["--server", inst.server.url(""), "--work-dir", str(work_dir)]
-    if _has_agent():
-        # The token goes in the environment, as the agent's help advises (out of `ps`).
-        env["FORGEYARD_RUNNER_REGISTRATION_TOKEN"] = inst.registration_token
-        env["FORGEYARD_RUNNER_NAME"] = AGENT_NAME
-        return _RunnerProcess(
-            [sys.executable, "-m", "forgeyard", "runner", *server], env, AGENT, False
-        )
-    argv = [sys.executable, "-m", "bench.ci_runner", *server, "--once"]
-    argv += ["--registration-token", inst.registration_token]
-    return _RunnerProcess(argv, env, SIMULATED, True)
+    return [sys.executable, "-m", "forgeyard", "runner", *server], env
 
 
 async def _delete_runners(user: httpx.AsyncClient, name: str) -> None:
@@ -441,31 +415,28 @@ async def _logs_round(inst: Instance, workdir: Path, log: IO[bytes]) -> tuple[Lo
         connected = asyncio.Event()
         follower = asyncio.create_task(_follow(url, connected))
         await asyncio.wait_for(connected.wait(), 10)
-        how = _runner_process(inst, workdir / "work")
+        argv, env = _runner_argv(inst, workdir / "work")
         runner = await asyncio.create_subprocess_exec(
-            *how.argv,
+            *argv,
             cwd=REPO_ROOT,
-            env=how.env,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         try:
             seen, status = await asyncio.wait_for(follower, LOG_TIMEOUT_S)
-            if not how.stops_itself:
-                runner.terminate()  # the build has ended: the agent is back to claiming
-            code = await asyncio.wait_for(runner.wait(), 30)
-            code = code if how.stops_itself else 0
+            runner.terminate()  # the build has ended: the agent is back to claiming
+            await asyncio.wait_for(runner.wait(), 30)
         except TimeoutError:
             raise BenchError(f"the log build did not end within {LOG_TIMEOUT_S:.0f} s") from None
         finally:
             if runner.returncode is None:
                 runner.kill()
                 await runner.wait()
-        if status != "succeeded" or code:
-            raise BenchError(f"the log build ended {status}, the runner with {code}")
-        if not how.stops_itself:
-            await _delete_runners(user, AGENT_NAME)
+        if status != "succeeded":
+            raise BenchError(f"the log build ended {status}")
+        await _delete_runners(user, AGENT_NAME)
     rounds = (seen.get(0, _Seen()).to_round(), seen.get(1, _Seen()).to_round())
     for number, got in enumerate(rounds):
         if got.lines != LINES:
@@ -522,14 +493,12 @@ class _Results:
     pipe: list[LogRound] = field(default_factory=list)
     flat: dict[str, list[LogRound]] = field(default_factory=dict)
     paced: dict[str, list[LogRound]] = field(default_factory=dict)
-    runner: str = SIMULATED
 
 
 def run(session: Session) -> list[Row]:
     server = _postgres_url()
     workdir = session.workdir / NAME
-    results = _Results(runner=AGENT if _has_agent() else SIMULATED)
-    _progress(f"log builds run on the {results.runner}")
+    results = _Results()
     with ExitStack() as stack:
         instances: list[Instance] = []
         pg_conninfo = None
@@ -629,9 +598,8 @@ def _rows(results: _Results) -> list[Row]:
     pipe = _median(results.pipe, "lines_per_s")
     rows.append(_log_row(f"{LINES:,} lines through a local pipe (ceiling)", results.pipe, None))
     for label in results.flat:
-        runner = results.runner
-        rows.append(_log_row(f"flat out, {label}, {runner}", results.flat[label], pipe))
-        paced = f"paced {PACED_RATE // 1000}k lines/s, {label}, {runner}"
+        rows.append(_log_row(f"flat out, {label}, {AGENT}", results.flat[label], pipe))
+        paced = f"paced {PACED_RATE // 1000}k lines/s, {label}, {AGENT}"
         rows.append(_log_row(paced, results.paced[label], None))  # its rate is the pace
     return rows
 
@@ -654,7 +622,7 @@ def _print_goals(results: _Results) -> None:
         rate = _median(results.flat[label], "lines_per_s")
         p99 = _median(results.paced[label], "latency_p99_ms")
         lines.append(
-            f"logs {label} ({results.runner}): {rate:,.0f} lines/s flat out "
+            f"logs {label} ({AGENT}): {rate:,.0f} lines/s flat out "
             f"(goal >= {LOG_GOAL_LINES_S:,}: {verdict(rate >= LOG_GOAL_LINES_S)}); "
             f"p99 line latency at {PACED_RATE:,} lines/s {p99:.0f} ms "
             f"(goal < {LOG_GOAL_P99_MS:g}: {verdict(p99 < LOG_GOAL_P99_MS)})"

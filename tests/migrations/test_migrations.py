@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from forgeyard.kernel import migrations
@@ -74,3 +74,47 @@ def test_models_match_the_migrated_schema(empty_database_url: str) -> None:
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
+
+
+def test_build_counters_start_from_the_numbers_builds_have(empty_database_url: str) -> None:
+    """0011: a repository's next build follows its highest number, not 1 again."""
+    migrations.upgrade(empty_database_url, "0010")
+    now = "2026-11-28 00:00:00"
+    engine = create_engine(sync_url(empty_database_url), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (id, name, plan, created_at, updated_at) "
+                    "VALUES ('org_1', 'Org', 'free', :now, :now)"
+                ),
+                {"now": now},
+            )
+            for repository in ("repo_1", "repo_2"):
+                connection.execute(
+                    text(
+                        "INSERT INTO repositories (id, organization_id, name, source, status, "
+                        "settings, quality_gates, created_at, updated_at) VALUES (:id, 'org_1', "
+                        ":id, 'url', 'active', '{}', '{}', :now, :now)"
+                    ),
+                    {"id": repository, "now": now},
+                )
+            for number in (1, 2, 7):
+                connection.execute(
+                    text(
+                        "INSERT INTO ci_builds (id, organization_id, repository_id, number, ref, "
+                        "commit_sha, event, status, labels, spec, signature, attempts, "
+                        "cancel_requested, queued_at, created_at, updated_at) VALUES (:id, "
+                        "'org_1', 'repo_1', :number, 'main', 'abc', 'manual', 'succeeded', "
+                        "'[]', '{}', 'sig', 1, false, :now, :now, :now)"
+                    ),
+                    {"id": f"bld_{number}", "number": number, "now": now},
+                )
+        migrations.upgrade(empty_database_url)
+        with engine.connect() as connection:
+            counters = connection.execute(
+                text("SELECT repository_id, last_number FROM ci_build_counters")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in counters] == [("repo_1", 7)]  # repo_2 starts at 1 when asked

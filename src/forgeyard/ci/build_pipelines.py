@@ -13,6 +13,7 @@ from forgeyard.auth.principals import Principal
 from forgeyard.ci.pipelines import DEFAULT_FILE, Pipeline, load_pipeline
 from forgeyard.kernel import git
 from forgeyard.kernel.errors import InvalidInputError, NotFoundError
+from forgeyard.kernel.git_objects import ObjectReader
 from forgeyard.kernel.keys import instance_secret_box
 from forgeyard.models.ci import PipelineDefinition
 from forgeyard.models.repo import Repository
@@ -29,24 +30,34 @@ class Chosen:
 async def repository_in_project(
     session: AsyncSession, who: Principal, repository_id: str, project_id: str
 ) -> Repository:
+    """The repository, when it is one of the caller's project's; else 404 when there is no
+    such project, 400 naming ``repository_id`` when there is. One query when all is well."""
     try:
         repository = await repos.get_repo(session=session, who=who, repo_id=repository_id)
-    except NotFoundError as exc:
+    except NotFoundError:
+        repository = None
+    if repository is not None and repository.project_id == project_id:
+        return repository  # the project is the organization's: the repository is
+    await repos.get_project(session=session, who=who, project_id=project_id)
+    if repository is None:
         raise InvalidInputError(
             f"repository {repository_id} not found", details={"field": "repository_id"}
-        ) from exc
-    if repository.project_id != project_id:
-        raise InvalidInputError(
-            f"repository {repository_id} is not in project {project_id}",
-            details={"field": "repository_id"},
         )
-    return repository
+    raise InvalidInputError(
+        f"repository {repository_id} is not in project {project_id}",
+        details={"field": "repository_id"},
+    )
 
 
-async def resolve_ref(settings: Settings, repository: Repository, ref: str) -> str:
+def objects_of(settings: Settings, repository: Repository) -> ObjectReader:
+    """What a build's creation reads the repository's mirror with: one git for every lookup."""
+    return ObjectReader(repos.mirror_path(settings, repository))
+
+
+async def resolve_ref(objects: ObjectReader, repository: Repository, ref: str) -> str:
     try:
         git.check_ref_name(ref)
-        return await git.resolve(repos.mirror_path(settings, repository), ref)
+        return await objects.commit(ref)
     except (ValueError, git.GitError) as exc:
         raise InvalidInputError(
             f"ref {ref!r} is not in repository {repository.name} (fetched "
@@ -74,13 +85,13 @@ async def commit_of_event(settings: Settings, repository: Repository, commit: st
 
 async def choose_for_manual(
     session: AsyncSession,
-    settings: Settings,
+    objects: ObjectReader,
     repository: Repository,
     project_id: str,
     commit: str,
     pipeline_id: str | None,
 ) -> Chosen:
-    found = await candidates(session, settings, repository, commit)
+    found = await candidates(session, objects, repository, commit)
     if pipeline_id is not None:
         for chosen in found:
             if chosen.definition is not None and chosen.definition.id == pipeline_id:
@@ -105,7 +116,7 @@ async def choose_for_manual(
 
 
 async def candidates(
-    session: AsyncSession, settings: Settings, repository: Repository, commit: str
+    session: AsyncSession, objects: ObjectReader, repository: Repository, commit: str
 ) -> list[Chosen]:
     """The pipelines that may build ``repository``: its project's stored ones and those read
     from its files; with none registered, its default file when the commit has one."""
@@ -122,7 +133,7 @@ async def candidates(
         )
     )
     if not definitions:
-        text = await _file_at(settings, repository, commit, DEFAULT_FILE)
+        text = await _file_at(objects, commit, DEFAULT_FILE)
         return [] if text is None else [Chosen(None, load_pipeline(text))]
     chosen = []
     for definition in definitions:
@@ -130,19 +141,15 @@ async def candidates(
             chosen.append(Chosen(definition, load_pipeline(definition.content, source="stored")))
             continue
         path = definition.path or DEFAULT_FILE
-        text = await _file_at(settings, repository, commit, path)
+        text = await _file_at(objects, commit, path)
         if text is not None:
             chosen.append(Chosen(definition, load_pipeline(text, source=path)))
     return chosen
 
 
-async def _file_at(
-    settings: Settings, repository: Repository, commit: str, path: str
-) -> str | None:
+async def _file_at(objects: ObjectReader, commit: str, path: str) -> str | None:
     try:
-        raw = await git.run_git(
-            "cat-file", "blob", f"{commit}:{path}", cwd=repos.mirror_path(settings, repository)
-        )
+        raw = await objects.blob(commit, path)
     except git.GitError:
         return None
-    return raw.decode("utf-8", errors="replace")
+    return None if raw is None else raw.decode("utf-8", errors="replace")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.principals import Principal
@@ -22,12 +22,14 @@ from forgeyard.jobs import emit
 from forgeyard.jobs.notify import notify_on_commit
 from forgeyard.kernel.db import get_owned, utcnow
 from forgeyard.kernel.errors import ConflictError, InvalidInputError
+from forgeyard.kernel.ids import new_id
 from forgeyard.kernel.logging import get_logger
 from forgeyard.kernel.pagination import PageParams, paginate
 from forgeyard.models.ci import (
     BUILD_TRANSITIONS,
     FINAL_BUILD_STATUSES,
     Build,
+    BuildCounter,
     BuildStatus,
     BuildStep,
 )
@@ -37,7 +39,6 @@ from forgeyard.repos import service as repos
 from forgeyard.settings import Settings
 
 NEW_BUILDS = "ci:builds"  # the wake-up topic of runners waiting for work
-NUMBER_RETRIES = 5
 log = get_logger(__name__)
 
 
@@ -84,21 +85,21 @@ async def create_build(
 ) -> Build:
     """A manual build of ``ref``; 400 naming the field when the repository, the ref or the
     pipeline cannot be used."""
-    project = await repos.get_project(session=session, who=who, project_id=project_id)
     repository = await build_pipelines.repository_in_project(
-        session, who, repository_id, project.id
+        session, who, repository_id, project_id
     )
-    commit = await build_pipelines.resolve_ref(settings, repository, ref)
-    chosen = await build_pipelines.choose_for_manual(
-        session, settings, repository, project.id, commit, pipeline_id
-    )
+    async with build_pipelines.objects_of(settings, repository) as objects:
+        commit = await build_pipelines.resolve_ref(objects, repository, ref)
+        chosen = await build_pipelines.choose_for_manual(
+            session, objects, repository, project_id, commit, pipeline_id
+        )
     branch = ref.removeprefix("refs/heads/")
     event = TriggerEvent(kind="manual", branch=None if branch.startswith("refs/") else branch)
     return await _new_build(
         session,
         settings,
         repository=repository,
-        project_id=project.id,
+        project_id=project_id,
         chosen=chosen,
         ref=ref,
         commit=commit,
@@ -175,7 +176,8 @@ async def _start_triggered(
     pull_request_id: str | None,
 ) -> list[Build]:
     try:
-        found = await build_pipelines.candidates(session, settings, repository, commit)
+        async with build_pipelines.objects_of(settings, repository) as objects:
+            found = await build_pipelines.candidates(session, objects, repository, commit)
     except PipelineInvalid as invalid:  # nothing to build; a manual build shows the issues
         log.warning(
             "pipeline_invalid", repository_id=repository.id, commit=commit, error=str(invalid)
@@ -272,19 +274,19 @@ async def move(
     allowed_from = [s for s, onward in BUILD_TRANSITIONS.items() if to in onward]
     if to in FINAL_BUILD_STATUSES:
         values.setdefault("finished_at", utcnow())
-    moved = await session.execute(
+    moved = await session.scalar(
         update(Build)
         .where(Build.id == build.id, Build.status.in_(allowed_from))
         .values(status=to, error=error, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
+        .returning(Build)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved is None:
         await session.refresh(build, ["status"])
         raise ConflictError(
             f"build {build.id} is {build.status}; it cannot become {to}",
             details={"build_id": build.id, "status": build.status},
         )
-    await session.refresh(build)
     await notify_on_commit(session, [build_topic(build.id)])
 
 
@@ -360,51 +362,25 @@ async def _insert(
 ) -> Build:
     """The build with the repository's next number, its steps, its signed spec; runners are
     woken once the transaction commits."""
-    for _attempt in range(NUMBER_RETRIES):
-        try:
-            async with session.begin_nested():
-                build = await _insert_numbered(
-                    session, settings, repository, fields, pipeline, reused
-                )
-            break
-        except IntegrityError:  # another build took the number in between: take the next
-            continue
-    else:
-        raise ConflictError("too many builds started at once; try again", code="busy")
-    await notify_on_commit(session, [NEW_BUILDS])
-    return build
-
-
-async def _insert_numbered(
-    session: AsyncSession,
-    settings: Settings,
-    repository: Repository,
-    fields: dict[str, Any],
-    pipeline: ResolvedPipeline,
-    reused: dict[int, BuildStep],
-) -> Build:
-    last = await session.scalar(
-        select(func.max(Build.number)).where(Build.repository_id == repository.id)
+    build_id = new_id("bld")  # now, not at the insert: the spec it is signed into names it
+    spec, signature = specs.signed_spec(
+        settings,
+        build_id=build_id,
+        commit=fields["commit_sha"],
+        repository=repository.name,
+        pipeline=pipeline,
+        run=[i for i in range(len(pipeline.steps)) if i not in reused],
     )
     build = Build(
+        id=build_id,
         organization_id=repository.organization_id,
         repository_id=repository.id,
-        number=(last or 0) + 1,
-        spec="",
-        signature="",
+        number=await _next_number(session, repository.id),
+        spec=spec,
+        signature=signature,
         **fields,
     )
     session.add(build)
-    await session.flush()
-    run = [i for i in range(len(pipeline.steps)) if i not in reused]
-    build.spec, build.signature = specs.signed_spec(
-        settings,
-        build_id=build.id,
-        commit=build.commit_sha,
-        repository=repository.name,
-        pipeline=pipeline,
-        run=run,
-    )
     for position, step in enumerate(pipeline.steps):
         kept = reused.get(position)
         session.add(
@@ -420,4 +396,18 @@ async def _insert_numbered(
             )
         )
     await session.flush()
+    await notify_on_commit(session, [NEW_BUILDS])
     return build
+
+
+async def _next_number(session: AsyncSession, repository_id: str) -> int:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(BuildCounter)
+        .values(repository_id=repository_id, last_number=1)
+        .on_conflict_do_update(
+            index_elements=["repository_id"], set_={"last_number": BuildCounter.last_number + 1}
+        )
+        .returning(BuildCounter.last_number)
+    )
+    return int((await session.execute(statement)).scalar_one())

@@ -49,8 +49,8 @@ async def _waiting_runner(
     runner_id: str, request: Request, database: DatabaseDep, runtime: Runtime
 ) -> str:
     """Signed in with a transaction of its own: a claim waits for work without holding one."""
-    async with database.transaction(read_only=True) as session:
-        runner = await runners.authenticate_runner(
+    async with database.transaction() as session:
+        runner = await runners.check_in(
             session=session,
             hasher=runtime.token_hasher,
             token=_bearer(request),

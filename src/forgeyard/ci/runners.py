@@ -141,6 +141,19 @@ async def authenticate_runner(
     return runner
 
 
+async def check_in(
+    *, session: AsyncSession, hasher: TokenHasher, token: str, runner_id: str
+) -> Runner:
+    """:func:`authenticate_runner`, and the runner marked seen now: an idle runner asking
+    for work is as alive as a busy one heartbeating."""
+    runner = await authenticate_runner(
+        session=session, hasher=hasher, token=token, runner_id=runner_id
+    )
+    runner.last_seen_at = utcnow()
+    await session.flush()
+    return runner
+
+
 async def get_runner(*, session: AsyncSession, who: Principal, runner_id: str) -> Runner:
     return await get_owned(
         session, Runner, runner_id, organization_id=who.organization_id, kind="runner", prefix="rnr"

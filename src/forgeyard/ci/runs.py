@@ -3,7 +3,7 @@
 Claims take the oldest queued build the runner's labels allow (on PostgreSQL with
 ``FOR UPDATE SKIP LOCKED``, so runners never wait on each other) and lease it. Heartbeats
 extend the lease. A build whose lease ran out is re-queued or failed (``ci.lease_lost_policy``)
-by :func:`reap_expired`, run before every claim and by the scheduler; from then on every
+by :func:`reap_expired`, run when a claim finds nothing and by the scheduler; from then on every
 report about it from the runner that lost it answers 409 ``lease_lost``.
 """
 
@@ -62,6 +62,10 @@ async def claim(
                 build = await _claim_once(session, runner_id, settings)
             if build is not None:
                 return build
+            # Off the claim's own path, which a waiting runner's dispatch latency is made of.
+            async with database.transaction() as session:
+                if await reap_expired(session, settings):
+                    continue  # a re-queued build may be this runner's now
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -70,19 +74,21 @@ async def claim(
 
 
 async def _claim_once(session: AsyncSession, runner_id: str, settings: CiSettings) -> Build | None:
-    await reap_expired(session, settings)
-    runner = await session.get(Runner, runner_id)
-    if runner is None or runner.status != RunnerStatus.ONLINE:
-        return None
-    candidates = await session.scalars(
-        select(Build)
-        .where(Build.organization_id == runner.organization_id, Build.status == BuildStatus.QUEUED)
+    """The oldest queued build of the runner's organization whose labels it has, if it is
+    online; one statement finds it (a dispatch waits on every one)."""
+    candidates = await session.execute(
+        select(Build, Runner.labels)
+        .join(Runner, Runner.organization_id == Build.organization_id)
+        .where(
+            Runner.id == runner_id,
+            Runner.status == RunnerStatus.ONLINE,
+            Build.status == BuildStatus.QUEUED,
+        )
         .order_by(Build.queued_at, Build.id)
         .limit(CLAIM_CANDIDATES)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=Build, skip_locked=True)
     )
-    offered = set(runner.labels)
-    build = next((b for b in candidates if set(b.labels) <= offered), None)
+    build = next((b for b, offered in candidates if set(b.labels) <= set(offered)), None)
     if build is None:
         return None
     now = utcnow()
@@ -92,17 +98,16 @@ async def _claim_once(session: AsyncSession, runner_id: str, settings: CiSetting
         build,
         BuildStatus.RUNNING,
         error=build.error,
-        runner_id=runner.id,
+        runner_id=runner_id,
         lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
         attempts=build.attempts + 1,
         started_at=build.started_at or now,
     )
-    runner.last_seen_at = now
     if first:
         await emit(
             session,
             "build.started",
-            {"build_id": build.id, "repository_id": build.repository_id, "runner_id": runner.id},
+            {"build_id": build.id, "repository_id": build.repository_id, "runner_id": runner_id},
             organization_id=build.organization_id,
         )
     return build

@@ -98,7 +98,7 @@ async def run_git(
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(stdin), time_limit)
     except TimeoutError:
-        _kill_group(process.pid)
+        kill_group(process.pid)
         await process.wait()
         raise GitTimeoutError(f"git {args[0]} ran past {time_limit:g} s and was stopped") from None
     if len(stdout) > MAX_OUTPUT_BYTES:
@@ -113,7 +113,7 @@ async def run_git(
     return stdout
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
@@ -295,7 +295,7 @@ async def write_blobs(
     finally:
         feeding.cancel()
         if process.returncode is None:
-            _kill_group(process.pid)
+            kill_group(process.pid)
         await process.wait()
 
 

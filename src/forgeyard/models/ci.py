@@ -113,6 +113,18 @@ class Build(TimestampMixin, Base):
     )
 
 
+class BuildCounter(Base):
+    """The last build number of a repository. A new build takes the next one in one upsert
+    that locks this row until its transaction ends: numbers are never shared and nothing
+    retries (as GitLab's internal ids)."""
+
+    __tablename__ = "ci_build_counters"
+    repository_id: Mapped[str] = mapped_column(
+        PrefixedId("repo"), ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_number: Mapped[int] = mapped_column(Integer)
+
+
 class BuildStep(Base):
     __tablename__ = "ci_build_steps"
     id: Mapped[str] = prefixed_id("stp")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 
 import httpx
 
@@ -301,3 +302,32 @@ async def test_a_log_batch_sent_again_is_stored_once(
     )
     assert [line["text"] for line in page.json()["lines"]] == ["once", "only"]
     assert page.json()["total_lines"] == 2
+
+
+async def test_builds_started_together_each_get_the_repositorys_next_number(
+    client: httpx.AsyncClient, database: Database, tenants: Tenants, ci_repo: GitRepo
+) -> None:
+    project = await project_with_repo(client, database, tenants.owner, ci_repo)
+    first = await start_build(client, tenants.member, project)
+    together = await asyncio.gather(
+        *(start_build(client, tenants.member, project) for _ in range(4))
+    )
+    assert first["number"] == 1
+    assert sorted(b["number"] for b in together) == [2, 3, 4, 5]
+
+
+async def test_an_idle_runner_asking_for_work_is_seen_then(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    runner = await register_runner(client, tenants.admin)
+
+    async def last_seen() -> datetime:
+        listed = await client.get(f"{API}/runners", headers=tenants.admin.headers)
+        assert listed.status_code == 200, listed.text
+        found = next(r for r in listed.json()["data"] if r["id"] == runner.id)
+        return datetime.fromisoformat(found["last_seen_at"])
+
+    registered = await last_seen()
+    await asyncio.sleep(0.05)
+    assert await claim(client, runner) is None  # nothing queued
+    assert await last_seen() > registered

@@ -30,6 +30,10 @@ from forgeyard.ci.pipelines.yamlsource import Document, Path, compose
 from forgeyard.protocol.resolved import EventKind, Status
 
 MAX_BYTES: Final = 1024 * 1024  # a pipeline file larger than this is refused unread
+# Pipelines are immutable, and building a commit reads the same file again and again: the
+# last few small ones are kept loaded (composing and validating one costs about 1 ms).
+_KEPT_LOADED = 64
+_KEPT_BELOW_CHARS = 64 * 1024
 
 
 def validate_pipeline(text: str) -> list[PipelineIssue]:
@@ -40,6 +44,17 @@ def validate_pipeline(text: str) -> list[PipelineIssue]:
 def load_pipeline(text: str, *, source: str = DEFAULT_FILE) -> Pipeline:
     """The pipeline in ``text``, with defaults filled; :class:`PipelineInvalid` with every issue
     otherwise. ``source`` names the file in messages and in the pipeline."""
+    if len(text) < _KEPT_BELOW_CHARS:
+        return _load_kept(text, source)
+    return _load(text, source)
+
+
+@functools.lru_cache(maxsize=_KEPT_LOADED)
+def _load_kept(text: str, source: str) -> Pipeline:
+    return _load(text, source)  # an invalid one raises, and nothing is kept
+
+
+def _load(text: str, source: str) -> Pipeline:
     document, issues = _check(text)
     if issues:
         raise PipelineInvalid(issues, source=source)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forgeyard.auth.dependencies import Runtime, require
 from forgeyard.auth.principals import Principal
+from forgeyard.auth.runtime import AuthRuntime
 from forgeyard.ci import integration_connect as connect
 from forgeyard.ci import integration_presenters as presenters
 from forgeyard.ci import integration_schemas as schemas
@@ -88,20 +89,7 @@ async def list_integration_repositories(
     integration = await integrations.get_integration(
         session=session, who=principal, integration_id=integration_id
     )
-    rows, total = await integrations.list_forge_repositories(
-        session=session,
-        who=principal,
-        settings=runtime.settings,
-        integration=integration,
-        page=page,
-        refresh=refresh,
-    )
-    return Page(
-        data=[presenters.forge_repository_out(row) for row in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return await _repositories(session, principal, runtime, integration, page, refresh)
 
 
 @router.post("/integrations/{integration_id}/repositories")
@@ -117,15 +105,7 @@ async def toggle_integration_repositories(
     integration = await integrations.get_integration(
         session=session, who=principal, integration_id=integration_id
     )
-    rows = await integrations.set_enabled(
-        session=session,
-        who=principal,
-        settings=runtime.settings,
-        integration=integration,
-        full_names=body.repositories,
-        enabled=body.enabled,
-    )
-    return schemas.RepositoriesToggledOut(data=[presenters.forge_repository_out(r) for r in rows])
+    return await _toggled(session, principal, runtime, integration, body)
 
 
 @router.post("/integrations/github/start")
@@ -225,20 +205,7 @@ async def list_installation_repos(
     installation = await integrations.get_github_installation(
         session=session, who=principal, installation_id=installation_id
     )
-    rows, total = await integrations.list_forge_repositories(
-        session=session,
-        who=principal,
-        settings=runtime.settings,
-        integration=installation,
-        page=page,
-        refresh=refresh,
-    )
-    return Page(
-        data=[presenters.forge_repository_out(row) for row in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return await _repositories(session, principal, runtime, installation, page, refresh)
 
 
 @router.post("/github/installations/{installation_id}/repos")
@@ -254,11 +221,45 @@ async def toggle_installation_repos(
     installation = await integrations.get_github_installation(
         session=session, who=principal, installation_id=installation_id
     )
+    return await _toggled(session, principal, runtime, installation, body)
+
+
+async def _repositories(
+    session: AsyncSession,
+    principal: Principal,
+    runtime: AuthRuntime,
+    integration: Integration,
+    page: Pagination,
+    refresh: bool,
+) -> Page[schemas.ForgeRepositoryOut]:
+    rows, total = await integrations.list_forge_repositories(
+        session=session,
+        who=principal,
+        settings=runtime.settings,
+        integration=integration,
+        page=page,
+        refresh=refresh,
+    )
+    return Page(
+        data=[presenters.forge_repository_out(row) for row in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+async def _toggled(
+    session: AsyncSession,
+    principal: Principal,
+    runtime: AuthRuntime,
+    integration: Integration,
+    body: schemas.RepositoriesToggleIn,
+) -> schemas.RepositoriesToggledOut:
     rows = await integrations.set_enabled(
         session=session,
         who=principal,
         settings=runtime.settings,
-        integration=installation,
+        integration=integration,
         full_names=body.repositories,
         enabled=body.enabled,
     )

@@ -36,16 +36,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
 import httpx
-from sqlalchemy.engine import URL, make_url
 
-from bench import ci_setup
+from bench import ci_setup, postgres
 from bench.ci_setup import API, BURST, LINES, PACED_RATE, Instance
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, Row
@@ -64,7 +62,6 @@ LOG_TIMEOUT_S = 180.0
 DISPATCH_GOAL_MS = (20.0, 100.0)  # p50, p99 on PostgreSQL
 LOG_GOAL_LINES_S = 50_000
 LOG_GOAL_P99_MS = 1000.0
-URL_VARIABLES = ("FORGEYARD_BENCH_DATABASE_URL", "FORGEYARD_TEST_DATABASE_URL")
 AGENT = "forgeyard runner"
 AGENT_NAME = "bench-agent"
 
@@ -449,42 +446,6 @@ async def _logs_round(inst: Instance, workdir: Path, log: IO[bytes]) -> tuple[Lo
 # --- the run ------------------------------------------------------------------------------
 
 
-def _postgres_url() -> URL | None:
-    """The server the environment names, if it answers; None (and a line saying so) if not."""
-    text = next((os.environ[name] for name in URL_VARIABLES if os.environ.get(name)), None)
-    if text is None:
-        print(f"{NAME}: PostgreSQL rows skipped: set {' or '.join(URL_VARIABLES)}")
-        return None
-    url = make_url(text).set(drivername="postgresql")
-    try:
-        _admin(url, "SELECT 1")
-    except Exception as error:
-        reason = (str(error).splitlines() or [type(error).__name__])[0]
-        shown = url.render_as_string(hide_password=True)
-        print(f"{NAME}: PostgreSQL rows skipped: {shown} is unreachable ({reason})")
-        return None
-    return url
-
-
-def _admin(url: URL, statement: str) -> None:
-    import psycopg
-
-    conninfo = url.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _scratch_database(server: URL) -> Iterator[URL]:
-    name = f"fy_bench_{os.getpid()}_ci"
-    _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(server, f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name)
-    finally:
-        _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @dataclass
 class _Results:
     notify: list[LatencyRound] = field(default_factory=list)
@@ -496,14 +457,14 @@ class _Results:
 
 
 def run(session: Session) -> list[Row]:
-    server = _postgres_url()
+    server = postgres.server_url(NAME)
     workdir = session.workdir / NAME
     results = _Results()
     with ExitStack() as stack:
         instances: list[Instance] = []
         pg_conninfo = None
         if server is not None:
-            scratch = stack.enter_context(_scratch_database(server))
+            scratch = stack.enter_context(postgres.scratch_database(server, NAME))
             pg_conninfo = scratch.render_as_string(hide_password=False)
             _progress("starting forgeyard on PostgreSQL")
             instances.append(stack.enter_context(ci_setup.instance("pg", workdir, pg_conninfo)))

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
-
+from bench import postgres
 from bench.harness import REPO_ROOT, Session
 from bench.model import BenchError, QueueRound, Row
 from bench.queue_worker import URL_VARIABLE, ForgeyardQueue, ProcrastinateQueue, Queue
@@ -45,7 +44,6 @@ LATENCY_SPACING_S = 0.015
 ENQUEUE_WARMUP = 100
 DRAIN_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 20.0
-URL_VARIABLES = ("FORGEYARD_BENCH_DATABASE_URL", "FORGEYARD_TEST_DATABASE_URL")
 
 
 @dataclass(frozen=True)
@@ -193,33 +191,8 @@ async def _measure(configs: list[Config], urls: dict[str, str], session: Session
             await queue.close()
 
 
-def _postgres_url() -> URL | None:
-    """The server named by the environment, if it answers; None (and a line saying so) if not."""
-    text = next((os.environ[name] for name in URL_VARIABLES if os.environ.get(name)), None)
-    if text is None:
-        print(f"{NAME}: PostgreSQL rows skipped: set {' or '.join(URL_VARIABLES)}")
-        return None
-    url = make_url(text).set(drivername="postgresql")
-    try:
-        _admin(url, "SELECT 1")
-    except Exception as error:
-        shown = url.render_as_string(hide_password=True)
-        reason = (str(error).splitlines() or [type(error).__name__])[0]
-        print(f"{NAME}: PostgreSQL rows skipped: {shown} is unreachable ({reason})")
-        return None
-    return url
-
-
-def _admin(url: URL, statement: str) -> None:
-    import psycopg
-
-    conninfo = url.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
-
-
 def run(session: Session) -> list[Row]:
-    server = _postgres_url()
+    server = postgres.server_url(NAME)
     configs = [config for config in CONFIGS if server is not None or not config.postgres]
     print(
         f"{NAME}: SQLite has no NOTIFY, so the SQLite workers (another process, no Redis) find "
@@ -234,8 +207,8 @@ def run(session: Session) -> list[Row]:
                 urls[config.slug] = f"sqlite:///{session.workdir / f'queue-{config.slug}.db'}"
                 continue
             name = f"fy_bench_{os.getpid()}_{config.slug}"
-            _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            _admin(server, f'CREATE DATABASE "{name}"')
+            postgres.admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            postgres.admin(server, f'CREATE DATABASE "{name}"')
             created.append(name)
             urls[config.slug] = server.set(database=name).render_as_string(hide_password=False)
         results = asyncio.run(_measure(configs, urls, session))
@@ -246,7 +219,7 @@ def run(session: Session) -> list[Row]:
         _live.clear()
         for name in created:
             assert server is not None
-            _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            postgres.admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return _rows(configs, results)
 
 

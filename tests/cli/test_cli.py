@@ -279,3 +279,16 @@ def test_serve_with_a_runner_registers_it_and_stops_it_with_the_server(tmp_path:
     )
     assert exit_code in (0, -signal.SIGTERM)
     assert left.stdout == b"", "the runner stops with the server"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["runner"], "--server"),
+        (["runner", "--server", "http://127.0.0.1:9", "--grace-seconds", "-1"], "--grace-seconds"),
+    ],
+)
+def test_the_runner_refuses_missing_or_out_of_range_options(argv: list[str], named: str) -> None:
+    result = runner.invoke(app, argv, env={"FORGEYARD_RUNNER_SERVER": ""})
+    assert result.exit_code == 2
+    assert named in result.output

@@ -90,7 +90,7 @@ class Runners:
     root: Path
     started: list[RunnerProcess] = field(default_factory=list)
 
-    def start(self, name: str, registration_token: str) -> RunnerProcess:
+    def start(self, name: str, registration_token: str, *options: str) -> RunnerProcess:
         work_dir = self.root / name
         work_dir.mkdir(parents=True, exist_ok=True)
         log = self.root / f"{name}.log"
@@ -102,7 +102,7 @@ class Runners:
         }
         argv = [sys.executable, "-m", "forgeyard", "runner", "--server", self.server.url]
         argv += ["--registration-token", registration_token, "--name", name]
-        argv += ["--work-dir", str(work_dir), "--grace-seconds", "2"]
+        argv += ["--work-dir", str(work_dir), "--grace-seconds", "2", *options]
         with log.open("wb") as output:
             process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
         started = RunnerProcess(process, work_dir, log)

@@ -13,6 +13,7 @@ import httpx
 import orjson
 from sqlalchemy import update
 
+from forgeyard.kernel import signing
 from forgeyard.kernel.db import Database
 from forgeyard.models.ci import Build
 from tests.ci.builds.flows import API, project_with_repo, registration_token, start_build
@@ -212,3 +213,35 @@ async def test_a_pipeline_altered_after_signing_is_refused_and_nothing_runs(
     assert "signature" in done["error"]
     assert done["steps"][0]["status"] != "succeeded"
     assert not planted.exists()
+
+
+async def test_a_runner_pinned_to_another_key_registers_its_labels_and_refuses_the_build(
+    client: httpx.AsyncClient,
+    database: Database,
+    tenants: Tenants,
+    runners: Runners,
+    tmp_path: Path,
+) -> None:
+    planted = tmp_path / "ran"
+    step = f'{{name: s, commands: ["touch {planted}"]}}'
+    pipeline = f"triggers: {{manual: true}}\nsteps:\n  - {step}\n"
+    project = await project_with_repo(client, database, tenants.owner, _repo(tmp_path, pipeline))
+    build = await start_build(client, tenants.member, project)
+    other_key = signing.public_key_text(signing.generate_key())
+
+    runners.start(
+        "pinned",
+        await registration_token(client, tenants.admin),
+        "--labels",
+        "gpu, arm64",
+        "--public-key",
+        other_key,
+    )
+
+    url, headers = f"{API}/builds/{build['id']}", tenants.viewer.headers
+    done = await wait_for(client, url, headers, lambda b: b["status"] == "failed", within=30)
+    assert "signature" in done["error"]
+    assert not planted.exists()
+    listed = await client.get(f"{API}/runners", headers=tenants.admin.headers)
+    (registered,) = [r for r in listed.json()["data"] if r["name"] == "pinned"]
+    assert {"gpu", "arm64"} <= set(registered["labels"])

@@ -9,7 +9,9 @@ environment. It belongs to the instance's first organization and keeps its state
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +112,8 @@ class ServerWithRunner(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         ask_to_stop(self.runner)
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # Asked to stop already; the server outlives it, so no runner is left behind.
+        await asyncio.to_thread(stop, self.runner)
